@@ -1,0 +1,57 @@
+# loopkit: `make demo` runs the default closed-loop pipeline, `make test` runs the whole suite.
+# Both set everything up first (idempotent: a second call only checks).
+SHELL := /bin/bash
+VENV  := .venv
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.loopkit-installed
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export PYTHONWARNINGS := ignore::DeprecationWarning
+
+.PHONY: setup demo test chromium sync-check nbtest pytest docs bench clean
+
+# torch first, from the local CPU wheel: a bare `torch` requirement would pull GBs of CUDA packages.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Headless Chromium and its driver for the docs site's browser test (Debian packages).
+chromium:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  echo "installing chromium and chromium-driver"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+demo: setup
+	$(BIN)/loopkit run
+
+# The notebooks are the source: cleaning and exporting them must change nothing.
+sync-check: setup
+	@before=$$(git status --porcelain -- nbs loopkit templates; find nbs loopkit templates -type f -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha1sum); \
+	$(BIN)/nbdev-clean && $(BIN)/nbdev-export; \
+	after=$$(git status --porcelain -- nbs loopkit templates; find nbs loopkit templates -type f -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha1sum); \
+	if [ "$$before" != "$$after" ]; then echo "nbdev-clean/nbdev-export changed files: commit the cleaned notebooks and the exported package"; git status --short; exit 1; fi; \
+	echo "notebooks and package are in sync"
+
+nbtest: setup
+	$(BIN)/nbdev-test --n-workers 2 --timing
+
+pytest: setup chromium
+	$(BIN)/pytest -q
+
+docs: setup
+	$(BIN)/loopkit docs
+
+test: setup chromium sync-check nbtest docs pytest
+
+bench: setup
+	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/bench_data.py
+
+clean:
+	rm -rf runs .loopkit docs/_site _proc
