@@ -32,10 +32,10 @@ demo: setup
 
 # The notebooks are the source: cleaning and exporting them must change nothing.
 sync-check: setup
-	@before=$$(git status --porcelain -- nbs loopkit templates; find nbs loopkit templates -type f -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha1sum); \
-	$(BIN)/nbdev-clean && $(BIN)/nbdev-export; \
-	after=$$(git status --porcelain -- nbs loopkit templates; find nbs loopkit templates -type f -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha1sum); \
-	if [ "$$before" != "$$after" ]; then echo "nbdev-clean/nbdev-export changed files: commit the cleaned notebooks and the exported package"; git status --short; exit 1; fi; \
+	@before=$$(git status --porcelain -- nbs loopkit templates README.md; find nbs loopkit templates README.md -type f -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha1sum); \
+	$(BIN)/nbdev-clean && $(BIN)/nbdev-export && $(BIN)/python -c 'from loopkit.site import write_readme; write_readme()'; \
+	after=$$(git status --porcelain -- nbs loopkit templates README.md; find nbs loopkit templates README.md -type f -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha1sum); \
+	if [ "$$before" != "$$after" ]; then echo "nbdev-clean/nbdev-export (or README from index.ipynb) changed files: commit the cleaned notebooks, the exported package and README.md"; git status --short; exit 1; fi; \
 	echo "notebooks and package are in sync"
 
 nbtest: setup

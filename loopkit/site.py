@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['api_entry_html', 'build_site']
+__all__ = ['api_entry_html', 'build_site', 'readme_text', 'write_readme']
 
 # %% ../nbs/12_site.ipynb #3fc7a6b3
 def _md_to_html(text:str) -> str:
@@ -508,3 +508,37 @@ def build_site(nbs_path:str|Path|None=None, # notebooks folder; None: `nbs_path`
             (out/rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(asset, out/rel)
     return out
+
+# %% ../nbs/12_site.ipynb #4f209b88
+def readme_text(index_nb:str|Path|None=None, # the home-page notebook; None: `index.ipynb` in the project's notebooks
+               ) -> str:
+    "README.md's text from the home-page notebook: its markdown, and its visible code as code blocks."
+    import json
+    if index_nb is None:
+        from nbdev.config import get_config
+        index_nb = Path(get_config().nbs_path)/'index.ipynb'
+    index_nb = Path(index_nb)
+    if not index_nb.exists(): raise FileNotFoundError(f"no home-page notebook at {index_nb}; the README is generated from it")
+    parts = []
+    for cell in json.loads(index_nb.read_text())['cells']:
+        src = ''.join(cell['source']) if isinstance(cell['source'], list) else cell['source']
+        if cell['cell_type'] == 'markdown' and src.strip(): parts.append(src.strip())
+        elif cell['cell_type'] == 'code':
+            directives = [l for l in src.splitlines() if l.startswith('#|')]
+            code = '\n'.join(l for l in src.splitlines() if not l.startswith('#|')).strip()
+            if code and not any('hide' in d for d in directives): parts.append(f"```python\n{code}\n```")
+    note = f"<!-- generated from {index_nb.parent.name}/{index_nb.name} by `loopkit docs`: edit the notebook, not this file -->"
+    return '\n\n'.join(parts + [note]) + '\n'
+
+
+# %% ../nbs/12_site.ipynb #85fad94e
+def write_readme(index_nb:str|Path|None=None, # the home-page notebook; None: the project's `index.ipynb`
+                 out:str|Path|None=None, # where to write; None: README.md at the project root
+                ) -> Path:
+    "Write README.md from the home-page notebook and return its path."
+    if out is None:
+        from nbdev.config import get_config
+        out = get_config().config_path/'README.md'
+    out = Path(out); out.write_text(readme_text(index_nb))
+    return out
+

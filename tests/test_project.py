@@ -39,8 +39,10 @@ def test_default_pipeline_uses_every_template():
     assert list(spec['stages']) == ['ingest', 'validate', 'features', 'train', 'evaluate', 'register']
 
 
-def test_readme_starts_with_the_two_commands():
+def test_readme_is_the_home_page_and_starts_with_the_two_commands():
+    from loopkit.site import readme_text
     readme = (ROOT/'README.md').read_text()
+    assert readme == readme_text(ROOT/'nbs/index.ipynb'), "README.md is generated from nbs/index.ipynb: run `loopkit docs`"
     head = readme[:1500]
     assert 'make demo' in head and 'make test' in head
 
