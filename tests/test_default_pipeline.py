@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from conftest import loopkit, statuses, ROOT
 
-STAGES = ['ingest', 'validate', 'features', 'train', 'evaluate', 'register']
+STAGES = ['ingest', 'validate', 'features', 'audit', 'train', 'evaluate', 'register']
 
 
 @pytest.fixture(scope='module')
@@ -23,9 +23,9 @@ def test_every_stage_runs_and_writes_its_declared_outputs(first_run):
     for s in rec['stages']:
         assert s['outputs'] and all(Path(p).exists() for p in s['outputs'].values()), s
         assert (work/'runs/latest'/s['name']/f"{s['name']}.ipynb").exists(), "the executed notebook is kept with the run"
-    metrics = json.loads(Path(rec['stages'][4]['outputs']['metrics']).read_text())
+    metrics = json.loads(Path(rec['stages'][5]['outputs']['metrics']).read_text())
     assert 0.5 < metrics['auc'] <= 1.0 and metrics['logloss'] > 0
-    registered = json.loads(Path(rec['stages'][5]['outputs']['registered']).read_text())
+    registered = json.loads(Path(rec['stages'][6]['outputs']['registered']).read_text())
     assert registered['version'] == 1 and registered['champion'] is True
     assert (work/'.loopkit/mlflow.db').exists()
 
@@ -53,9 +53,9 @@ def test_second_run_is_cached_and_a_champion_is_registered(first_run):
     # a different model re-runs train and everything after it, never ingest..features
     code, third, err = loopkit('run', '-p', 'ingest.n_events=8000', '-p', 'train.model=fm', '--json', cwd=work, env=env)
     assert code == 0, err
-    assert statuses(third) == {'ingest': 'cached', 'validate': 'cached', 'features': 'cached',
+    assert statuses(third) == {'ingest': 'cached', 'validate': 'cached', 'features': 'cached', 'audit': 'cached',
                                'train': 'ran', 'evaluate': 'ran', 'register': 'ran'}
-    reg = json.loads(Path(third['stages'][5]['outputs']['registered']).read_text())
+    reg = json.loads(Path(third['stages'][6]['outputs']['registered']).read_text())
     assert reg['version'] == 2
     champion = str(client.get_model_version_by_alias('loopkit-ctr', 'champion').version)
     assert champion == ('2' if reg['champion'] else '1')
@@ -64,7 +64,7 @@ def test_second_run_is_cached_and_a_champion_is_registered(first_run):
 def test_bad_data_stops_the_pipeline_at_validate(tmp_path):
     code, rec, err = loopkit('run', '-p', 'ingest.n_events=2000', '-p', 'validate.min_rows=10000', '--json', cwd=tmp_path)
     assert code == 1
-    assert statuses(rec) == {'ingest': 'ran', 'validate': 'failed', 'features': 'skipped', 'train': 'skipped',
+    assert statuses(rec) == {'ingest': 'ran', 'validate': 'failed', 'features': 'skipped', 'audit': 'skipped', 'train': 'skipped',
                              'evaluate': 'skipped', 'register': 'skipped'}
     assert "stage 'validate' failed" in err and 'GateFailed' in err and 'row_count' in err
     assert (tmp_path/'runs/latest/_failed/validate/report.json').exists(), "the gate's report is kept for a person to read"
