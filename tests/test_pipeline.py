@@ -121,3 +121,14 @@ def test_each_stage_is_an_mlflow_run_nested_under_the_pipeline_run(project):
     assert double.data.params['source'].endswith('runs/latest/make/value.txt')
     assert len(double.data.tags['loopkit.cache_key']) == 32
     assert [a.path for a in client.list_artifacts(double.info.run_id)] == ['double.ipynb']
+
+
+def test_a_declared_environment_variable_is_part_of_the_cache_key(project):
+    text = (project/'pipeline.yaml').read_text().replace('    template: side.ipynb\n', '    template: side.ipynb\n    env: [SIDE_SECRET]\n')
+    (project/'pipeline.yaml').write_text(text)
+    loopkit('run', 'pipeline.yaml', env={'SIDE_SECRET': 'one'})
+    _, rec, _ = loopkit('run', 'pipeline.yaml', '--json', env={'SIDE_SECRET': 'one'})
+    assert statuses(rec)['side'] == 'cached'
+    _, rec, _ = loopkit('run', 'pipeline.yaml', '--json', env={'SIDE_SECRET': 'two'})
+    assert statuses(rec) == {'make': 'cached', 'double': 'cached', 'side': 'ran'}
+    assert 'two' not in (project/'runs/latest/.loopkit-state.json').read_text()

@@ -29,7 +29,8 @@ def test_no_raw_user_id_reaches_events_or_features(private_run):
         values = set(ids.to_pylist())
         assert all(re.fullmatch(r'u_[0-9a-f]{24}', v) for v in values), f"{stage}: user_id holds non-tokens"
         assert not values & raw_text, f"{stage}: raw user ids leaked"
-        assert values == set(tokenize(raw, KEY).to_pylist()), f"{stage}: tokens are not the keyed HMAC of the ids"
+        tokens = set(tokenize(raw, KEY).to_pylist())   # validate may quarantine some users: features hold a subset
+        assert (values == tokens) if stage == 'ingest' else (values <= tokens), f"{stage}: tokens are not the keyed HMAC of the ids"
 
 
 def test_the_key_is_stored_nowhere(private_run):
