@@ -16,8 +16,8 @@ import lightning as L
 
 # %% auto #0
 __all__ = ['MODELS', 'unpack_batch', 'FeatureEncoder', 'read_features', 'rows_of_split', 'FirstOrder', 'FieldEmbedding',
-           'LRConfig', 'FMConfig', 'CTRModel', 'LogisticRegression', 'FactorizationMachine', 'build_model',
-           'save_model', 'load_model', 'check_model']
+           'LRConfig', 'FMConfig', 'CTRModel', 'LogisticRegression', 'FactorizationMachine', 'DeepFMConfig',
+           'DCNv2Config', 'DeepFM', 'DCNv2', 'build_model', 'save_model', 'load_model', 'check_model']
 
 # %% ../nbs/04_models.ipynb #f361a061
 def unpack_batch(batch:dict|tuple|list, # {"cat", "num", "label"} or (cat, num[, label])
@@ -186,7 +186,7 @@ class FMConfig:
     weight_decay:float=0.0 # L2 penalty on all weights
     init_std:float=0.01 # standard deviation of the interaction vectors at initialisation
 
-# %% ../nbs/04_models.ipynb #5643b518
+# %% ../nbs/04_models.ipynb #2a687a01
 class CTRModel(L.LightningModule):
     "Base of loopkit CTR models: logits from `(cat, num)`, log-loss training with Adam, probability scoring."
     name:str = "" # key in `MODELS`, stored with saved models
@@ -230,14 +230,17 @@ class CTRModel(L.LightningModule):
         if label is None: raise ValueError("loss needs a labelled batch: add 'label' (FloatTensor [B] of 0/1)")
         return F.binary_cross_entropy_with_logits(logits, label.float())
 
+    # Lightning steps trust their batches: `fit` checks the whole tensors once, so no step pays for checks or logging.
     def training_step(self, batch, batch_idx):
-        loss = self.loss(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(unpack_batch(batch)[0]))
-        return loss
+        cat, num, label = unpack_batch(batch)
+        return F.binary_cross_entropy_with_logits(self(cat, num), label)
 
     def validation_step(self, batch, batch_idx):
-        logits, label = self.logits(batch)
-        return {"score": torch.sigmoid(logits), "label": label}
+        cat, num, label = unpack_batch(batch)
+        return {"score": torch.sigmoid(self(cat, num)), "label": label}
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        return batch if device.type == "cpu" else super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def predict_step(self, batch, batch_idx=0):
         return torch.sigmoid(self.logits(batch)[0])
@@ -248,11 +251,16 @@ class CTRModel(L.LightningModule):
     @torch.no_grad()
     def set_base_rate(self, ctr:float # the training click rate, in (0, 1)
                      ) -> CTRModel:
-        "Start predictions at click rate `ctr`: set the output bias to its logit (models with a `first_order` term)."
+        "Start predictions at click rate `ctr`: set the output bias (see `output_bias`) to its logit."
         if not 0 < ctr < 1: raise ValueError(f"set_base_rate: the click rate must be in (0, 1); got {ctr} (does the training split have both clicks and non-clicks?)")
-        first_order = getattr(self, "first_order", None)
-        if first_order is not None: first_order.bias.fill_(float(np.log(ctr / (1 - ctr))))
+        bias = self.output_bias()
+        if bias is not None: bias.fill_(float(np.log(ctr / (1 - ctr))))
         return self
+
+    def output_bias(self) -> nn.Parameter|None:
+        "The scalar added to every logit (`first_order.bias` by default); `set_base_rate` sets it."
+        first_order = getattr(self, "first_order", None)
+        return first_order.bias if first_order is not None else None
 
     @torch.no_grad()
     def score(self,
@@ -297,8 +305,86 @@ class FactorizationMachine(CTRModel):
         v = self.fields(cat, num)  # [B, fields, k]; sum over pairs i<j of <v_i, v_j> in O(fields * k)
         return self.first_order(cat, num) + 0.5 * (v.sum(1).pow(2) - v.pow(2).sum(1)).sum(1)
 
-# %% ../nbs/04_models.ipynb #bca82c1f
-MODELS:dict[str, type[CTRModel]] = {"lr": LogisticRegression, "fm": FactorizationMachine}
+# %% ../nbs/04_models.ipynb #e4a0c4d9
+def _mlp(in_dim:int, hidden:tuple, dropout:float) -> nn.Sequential:
+    "Linear-ReLU(-Dropout) layers of sizes `hidden` after an input of size `in_dim`."
+    layers = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
+        in_dim = width
+    return nn.Sequential(*layers)
+
+# %% ../nbs/04_models.ipynb #89b12d47
+@dataclass
+class DeepFMConfig:
+    "Settings of `DeepFM`."
+    embed_dim:int=8 # size of each field's vector (shared by the FM and the MLP)
+    hidden:tuple=(64, 32) # widths of the MLP's hidden layers
+    dropout:float=0.0 # dropout after each hidden layer while training
+    lr:float=0.01 # Adam learning rate
+    weight_decay:float=0.0 # L2 penalty on all weights
+    init_std:float=0.01 # standard deviation of the field vectors at initialisation
+
+# %% ../nbs/04_models.ipynb #48191a97
+@dataclass
+class DCNv2Config:
+    "Settings of `DCNv2`."
+    embed_dim:int=8 # size of each field's vector
+    cross_layers:int=2 # number of cross layers (the highest crossing order is cross_layers + 1)
+    hidden:tuple=(64, 32) # widths of the MLP's hidden layers, beside the cross network
+    dropout:float=0.0 # dropout after each hidden layer while training
+    lr:float=0.01 # Adam learning rate
+    weight_decay:float=0.0 # L2 penalty on all weights
+    init_std:float=0.01 # standard deviation of the field vectors at initialisation
+
+# %% ../nbs/04_models.ipynb #ed8656db
+class DeepFM(CTRModel):
+    "DeepFM: a factorization machine plus an MLP over the same field vectors, their logits summed."
+    name, config_class = "deepfm", DeepFMConfig
+    def __init__(self, cardinalities:list[int], n_num:int, config:DeepFMConfig|None=None):
+        super().__init__(cardinalities, n_num, config)
+        c = self.config
+        self.first_order = FirstOrder(self.cardinalities, self.n_num)
+        self.fields = FieldEmbedding(self.cardinalities, self.n_num, c.embed_dim, c.init_std)
+        in_dim = (len(self.cardinalities) + self.n_num) * c.embed_dim
+        self.mlp = _mlp(in_dim, tuple(c.hidden), c.dropout)
+        self.mlp_out = nn.Linear(c.hidden[-1] if c.hidden else in_dim, 1, bias=False)
+
+    def forward(self, cat, num):
+        v = self.fields(cat, num)
+        fm = 0.5 * (v.sum(1).pow(2) - v.pow(2).sum(1)).sum(1)
+        return self.first_order(cat, num) + fm + self.mlp_out(self.mlp(v.flatten(1))).squeeze(-1)
+
+# %% ../nbs/04_models.ipynb #668ae3a9
+class _CrossLayer(nn.Module):
+    "One DCNv2 cross layer: `x0 * (W x + b) + x`."
+    def __init__(self, dim:int):
+        super().__init__()
+        self.linear = nn.Linear(dim, dim)
+    def forward(self, x0, x): return x0 * self.linear(x) + x
+
+# %% ../nbs/04_models.ipynb #6ec26a94
+class DCNv2(CTRModel):
+    "DCNv2: a cross network and an MLP side by side over the concatenated field vectors, then one linear output."
+    name, config_class = "dcnv2", DCNv2Config
+    def __init__(self, cardinalities:list[int], n_num:int, config:DCNv2Config|None=None):
+        super().__init__(cardinalities, n_num, config)
+        c = self.config
+        self.fields = FieldEmbedding(self.cardinalities, self.n_num, c.embed_dim, c.init_std)
+        in_dim = (len(self.cardinalities) + self.n_num) * c.embed_dim
+        self.cross = nn.ModuleList(_CrossLayer(in_dim) for _ in range(c.cross_layers))
+        self.mlp = _mlp(in_dim, tuple(c.hidden), c.dropout)
+        self.out = nn.Linear(in_dim + (c.hidden[-1] if c.hidden else in_dim), 1)
+
+    def output_bias(self): return self.out.bias
+
+    def forward(self, cat, num):
+        x0 = x = self.fields(cat, num).flatten(1)
+        for layer in self.cross: x = layer(x0, x)
+        return self.out(torch.cat([x, self.mlp(x0)], 1)).squeeze(-1)
+
+# %% ../nbs/04_models.ipynb #81c6eb36
+MODELS:dict[str, type[CTRModel]] = {"lr": LogisticRegression, "fm": FactorizationMachine, "deepfm": DeepFM, "dcnv2": DCNv2}
 
 # %% ../nbs/04_models.ipynb #f9e9af56
 def _model_class(name) -> type[CTRModel]:
@@ -320,8 +406,8 @@ def _make_config(cls:type[CTRModel], config=None, **overrides):
     if unknown: raise ValueError(f"model {cls.name!r} has no setting(s) {unknown}; known: {', '.join(known)}")
     return cls.config_class(**settings)
 
-# %% ../nbs/04_models.ipynb #5888b12f
-def build_model(name:str, # a key of `MODELS` ("lr", "fm") or a CTRModel subclass
+# %% ../nbs/04_models.ipynb #4abed8a7
+def build_model(name:str, # a key of `MODELS` ("lr", "fm", "deepfm", "dcnv2") or a CTRModel subclass
                 cardinalities:list[int], # vocabulary size of each categorical field (id 0 = unseen)
                 n_num:int, # number of numeric features
                 config=None, # config object or dict; the model's defaults when None
@@ -369,7 +455,7 @@ def _contract_batch(cardinalities, n_num, n, seed):
     label = ((cat[:, 0] % 2 == 1) if cardinalities else (num[:, 0] > 0)).float()  # a learnable signal
     return {"cat": cat, "num": num, "label": label}
 
-# %% ../nbs/04_models.ipynb #317e3e15
+# %% ../nbs/04_models.ipynb #15e90985
 def check_model(model:str|type, # a key of `MODELS` or a CTRModel subclass
                 config=None, # settings to check it with; its defaults when None
                ) -> list[str]:
@@ -420,7 +506,7 @@ def check_model(model:str|type, # a key of `MODELS` or a CTRModel subclass
     cand_cat = torch.cat([user, _contract_batch(cards[1:], n_num, 50, seed=3)["cat"]], 1)
     cand_num = torch.randn(50, n_num, generator=torch.Generator().manual_seed(4))
     p = m.score(cand_cat, cand_num)
-    ensure(p.shape == (50,) and bool(((p > 0) & (p < 1)).all()), "scores candidates", f"scores have shape {tuple(p.shape)} or leave (0, 1)")
+    ensure(p.shape == (50,) and bool(((p >= 0) & (p <= 1)).all()), "scores candidates", f"scores have shape {tuple(p.shape)} or leave [0, 1]")
     perm = torch.randperm(50, generator=torch.Generator().manual_seed(5))
     ensure(torch.allclose(m.score(cand_cat[perm], cand_num[perm]), p[perm], atol=1e-6), "scores candidates", "a candidate's score depends on the order of the batch")
     ensure(torch.allclose(m.score(cand_cat, cand_num, batch_size=7), p, atol=1e-6), "scores candidates", "a candidate's score depends on the batch size")

@@ -117,6 +117,10 @@ def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.sa
         except MlflowException: client.create_registered_model(name)
         tags = {k: str(v) for k, v in metrics.items()}
         tags.update({"loopkit.model": model.name, "loopkit.metric": metric})
+        feature_set = model_dir / "feature_set.json"  # the train stage records the features' version next to the model
+        if feature_set.exists():
+            tags["loopkit.feature_set_version"] = str(json.loads(feature_set.read_text()).get("feature_set_version"))
+            client.set_tag(run_id, "loopkit.feature_set_version", tags["loopkit.feature_set_version"])
         mv = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id, tags=tags)
         previous = champion(name, uri)
         previous_value = previous["metrics"].get(metric) if previous else None
