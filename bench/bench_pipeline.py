@@ -3,7 +3,8 @@
 1. Cached re-run of the whole default pipeline through the CLI: wall seconds and kernels started, next to the
    first (uncached) run of the same pipeline.
 2. Per-stage overhead of the runner over a plain `papermill.execute_notebook` of the same template with the same
-   parameters, interleaved (runner, papermill, runner, papermill, ...) and compared by median.
+   parameters and the same kernel environment (an MLflow run of its own for the template to log into),
+   interleaved (runner, papermill, runner, papermill, ...) and compared by median.
 
 Usage: .venv/bin/python bench/bench_pipeline.py [--n-events 50000] [--repeats 3]
 """
@@ -50,6 +51,10 @@ def main():
     pipe = load_pipeline()
     run_dir = work/'runs'/'latest'
     ours, plain = {s: [] for s in pipe.order}, {s: [] for s in pipe.order}
+    from mlflow import MlflowClient
+    uri = f"sqlite:///{work/'.loopkit'/'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp_id = client.get_experiment_by_name('loopkit-default').experiment_id
     run_pipeline(pipe, run_dir, overrides={'ingest': {'n_events': a.n_events}}, force=['ingest'], progress=False)  # warm imports
     for _ in range(a.repeats):
         for s in pipe.order:
@@ -60,10 +65,17 @@ def main():
             ours[s].append(ran[0].seconds)
             params = _resolve({**pipe.stages[s].parameters, **({'n_events': a.n_events} if s == 'ingest' else {})}, run_dir, pipe)
             d = Path(tempfile.mkdtemp(dir=work))
+            # the same environment the runner gives a kernel, with an MLflow run of its own, so that a template's own
+            # MLflow work (tags, artifacts) happens on both sides and the ratio measures the runner alone
+            plain_run = client.create_run(exp_id, run_name=f'plain {s}').info.run_id
+            os.environ.update({'MLFLOW_TRACKING_URI': uri, 'LOOPKIT_MLFLOW_RUN_ID': plain_run, 'LOOPKIT_PROJECT_DIR': str(work),
+                               'LOOPKIT_RUN_DIR': str(run_dir), 'LOOPKIT_STAGE': s})
             t0 = time.perf_counter()
             papermill.execute_notebook(str(pipe.stages[s].template), str(d/f'{s}.ipynb'), parameters=params, cwd=str(d),
                                        progress_bar=False, kernel_name='python3')
             plain[s].append(time.perf_counter() - t0)
+            for k in ('MLFLOW_TRACKING_URI', 'LOOPKIT_MLFLOW_RUN_ID', 'LOOPKIT_PROJECT_DIR', 'LOOPKIT_RUN_DIR', 'LOOPKIT_STAGE'):
+                os.environ.pop(k, None)
     print(f"\n## Per-stage overhead of the runner over plain papermill (median of {a.repeats}, interleaved)\n")
     print("| stage | loopkit s | papermill s | ratio |\n|---|---|---|---|")
     tot_o = tot_p = 0

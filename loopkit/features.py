@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fastcore.basics import basic_repr
+from .quality import events_view
 
 # %% auto #0
 __all__ = ['CATEGORICAL_COLUMNS', 'PriorCount', 'PriorSum', 'PriorMean', 'PriorCTR', 'RecentTags', 'InRecent', 'default_features',
@@ -331,21 +332,6 @@ def default_features(columns:list[str]|None=None, # the events' columns; definit
     return features if columns is None else [f for f in features if set(f.inputs) <= set(columns)]
 
 # %% ../nbs/03_features.ipynb #0dda88f8
-def _events_view(con:duckdb.DuckDBPyConnection, events, name:str="events") -> str:
-    "Expose `events` (parquet path, folder or glob; pyarrow Table; pandas DataFrame) as view `name`; return its description."
-    if isinstance(events, (str, Path)):
-        path = str(events)
-        if Path(path).is_dir(): path = str(Path(path) / "**" / "*.parquet")
-        elif not any(ch in path for ch in "*?[") and not Path(path).exists():
-            raise FileNotFoundError(f"events file '{path}' not found; pass the events.parquet written by the ingest stage "
-                                    "(or a pyarrow Table / pandas DataFrame)")
-        con.execute(f"CREATE VIEW \"{name}\" AS SELECT * FROM read_parquet('{path.replace(chr(39), chr(39) * 2)}')")
-        return path
-    if isinstance(events, (pa.Table, pd.DataFrame)):
-        con.register(name, events)
-        return f"<{type(events).__module__.split('.')[0]}.{type(events).__name__} with {len(events)} rows>"
-    raise TypeError(f"events must be a parquet path, a pyarrow Table or a pandas DataFrame, not {type(events).__name__}")
-
 def _columns(con:duckdb.DuckDBPyConnection, name:str) -> list[str]:
     return [r[0] for r in con.execute(f'SELECT column_name FROM (DESCRIBE "{name}")').fetchall()]
 
@@ -382,7 +368,7 @@ def compute_features(events, # parquet path, pyarrow Table or pandas DataFrame i
                     ) -> pa.Table:
     "The events with one column per feature, each computed from strictly earlier events, ordered by (ts, event_id)."
     con = duckdb.connect()
-    _events_view(con, events)
+    events_view(con, events)
     columns = _columns(con, "events")
     features = default_features(columns) if features is None else list(features)
     _check_features(features, columns, "compute_features")
@@ -470,7 +456,7 @@ class OnlineFeatures:
     def replay(self, events) -> pa.Table:
         "Look up then ingest every event in (ts, event_id) order, as serving would have seen them; return event_id, ts and the features."
         con = duckdb.connect()
-        _events_view(con, events)
+        events_view(con, events)
         order = "ts, event_id" if "event_id" in _columns(con, "events") else "ts"
         rows = con.sql(f"SELECT * FROM events ORDER BY {order}").to_arrow_table().to_pylist()
         con.close()
@@ -525,7 +511,7 @@ def _q(c:str) -> str: return '"' + c.replace('"', '""') + '"'
 def _pit_duckdb(events, table, keys:list[str], event_ts:str, feature_ts:str, ttl_seconds, created_ts) -> pa.Table:
     "point_in_time_join with DuckDB's ASOF JOIN."
     con = duckdb.connect()
-    _events_view(con, events, "ev_src"); _events_view(con, table, "ft_src")
+    events_view(con, events, "ev_src"); events_view(con, table, "ft_src")
     values = _value_columns(_columns(con, "ev_src"), _columns(con, "ft_src"), keys, event_ts, feature_ts, created_ts)
     ident = keys + [feature_ts] + ([created_ts] if created_ts else [])
     group = ", ".join(map(_q, keys + [feature_ts])) + (f", coalesce({_q(created_ts)}, {_q(feature_ts)})" if created_ts else "")
@@ -569,7 +555,7 @@ def _as_table(x) -> pa.Table:
     if isinstance(x, pa.Table): return x
     if isinstance(x, pd.DataFrame): return pa.Table.from_pandas(x, preserve_index=False)
     con = duckdb.connect()
-    _events_view(con, x, "src")
+    events_view(con, x, "src")
     out = con.sql("SELECT * FROM src").to_arrow_table()
     con.close()
     return out
@@ -870,7 +856,7 @@ def build_table(events, # parquet path, pyarrow Table or pandas DataFrame in the
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
-    source = _events_view(con, events)
+    source = events_view(con, events)
     columns = _columns(con, "events")
     missing = [c for c in ("event_id", "ts", "user_id", "item_id", "click") if c not in columns]
     if missing: raise ValueError(f"build_table: events from {source} lack column(s) {missing}; run the validate stage first")

@@ -23,8 +23,8 @@ from fastcore.basics import basic_repr
 from .data import to_unix
 
 # %% auto #0
-__all__ = ['EVENT_SCHEMA', 'QUARANTINE_REASONS', 'IMPUTE_RULES', 'Screening', 'screen', 'repair', 'Check', 'default_checks',
-           'parse_checks', 'Report', 'GateFailed', 'validate']
+__all__ = ['EVENT_SCHEMA', 'QUARANTINE_REASONS', 'IMPUTE_RULES', 'events_view', 'Screening', 'screen', 'repair', 'Check',
+           'default_checks', 'parse_checks', 'Report', 'GateFailed', 'validate']
 
 # %% ../nbs/02_quality.ipynb #4ac411fa
 EVENT_SCHEMA = {
@@ -50,8 +50,30 @@ def _in_family(duck_type:str, family:str) -> bool:
     return duck_type in _TYPE_FAMILIES[family]
 
 # %% ../nbs/02_quality.ipynb #a896d6ec
-def _events_view(con:duckdb.DuckDBPyConnection, events, name:str="events") -> str:
-    "Expose `events` (parquet path, folder or glob; pyarrow Table; pandas DataFrame) as view `name`; return its description."
+def _events_table(events) -> tuple[pa.Table, str]:
+    "`events` as a pyarrow Table in its stored order, and a description of where it came from."
+    if isinstance(events, pa.Table): return events, f"<pyarrow.Table with {len(events)} rows>"
+    if isinstance(events, pd.DataFrame):
+        return pa.Table.from_pandas(events, preserve_index=False), f"<pandas.DataFrame with {len(events)} rows>"
+    con = duckdb.connect()
+    try:
+        source = events_view(con, events)
+        return con.sql("SELECT * FROM events").to_arrow_table(), source
+    finally: con.close()
+
+def _jsonable(v):
+    "A DuckDB or pyarrow scalar as a JSON-friendly Python value."
+    if v is None or isinstance(v, (bool, int, float, str)): return v
+    if isinstance(v, Decimal): return float(v)
+    if isinstance(v, (np.integer, np.floating)): return v.item()
+    return str(v)
+
+# %% ../nbs/02_quality.ipynb #116d9bdc
+def events_view(con:duckdb.DuckDBPyConnection, # the DuckDB connection to register the view on
+                events, # parquet path, folder or glob; pyarrow Table; pandas DataFrame
+                name:str="events", # the view's name
+               ) -> str:
+    "Expose events as a DuckDB view `name` without copying them; return where they came from."
     if isinstance(events, (str, Path)):
         path = str(events)
         if Path(path).is_dir(): path = str(Path(path) / "**" / "*.parquet")
@@ -65,23 +87,6 @@ def _events_view(con:duckdb.DuckDBPyConnection, events, name:str="events") -> st
         return f"<{type(events).__module__.split('.')[0]}.{type(events).__name__} with {len(events)} rows>"
     raise TypeError(f"events must be a parquet path, a pyarrow Table or a pandas DataFrame, not {type(events).__name__}")
 
-def _events_table(events) -> tuple[pa.Table, str]:
-    "`events` as a pyarrow Table in its stored order, and a description of where it came from."
-    if isinstance(events, pa.Table): return events, f"<pyarrow.Table with {len(events)} rows>"
-    if isinstance(events, pd.DataFrame):
-        return pa.Table.from_pandas(events, preserve_index=False), f"<pandas.DataFrame with {len(events)} rows>"
-    con = duckdb.connect()
-    try:
-        source = _events_view(con, events)
-        return con.sql("SELECT * FROM events").to_arrow_table(), source
-    finally: con.close()
-
-def _jsonable(v):
-    "A DuckDB or pyarrow scalar as a JSON-friendly Python value."
-    if v is None or isinstance(v, (bool, int, float, str)): return v
-    if isinstance(v, Decimal): return float(v)
-    if isinstance(v, (np.integer, np.floating)): return v.item()
-    return str(v)
 
 # %% ../nbs/02_quality.ipynb #19727591
 QUARANTINE_REASONS = {
@@ -523,7 +528,7 @@ def validate(events, # parquet path (file, folder or glob), pyarrow Table or pan
     checks = default_checks() if checks is None else list(checks)
     _check_checks(checks)
     con = duckdb.connect()
-    source = _events_view(con, events)
+    source = events_view(con, events)
     try: types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE events)").fetchall())
     except duckdb.Error as e: raise ValueError(f"cannot read events from {source}: {_error_text(e)}") from e
     results = {c.name: _schema_result(c, types) for c in checks if c.kind == "schema"}
