@@ -1,4 +1,4 @@
-"""Log a trained model to MLflow, register it as a new version, and move the `champion` alias only when it is better.
+"""Register trained models with their lineage, gate blessed challengers, and move the `champion` alias with a record of who, why and when.
 
 Docs: https://loopkit.github.io/loopkit/registry.html.md"""
 
@@ -6,7 +6,8 @@ Docs: https://loopkit.github.io/loopkit/registry.html.md"""
 
 # %% ../nbs/07_registry.ipynb #987134cd
 from __future__ import annotations
-import json, logging, os, tempfile, warnings
+import getpass, json, logging, os, subprocess, tempfile, warnings
+from datetime import datetime, timezone
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
@@ -17,7 +18,8 @@ from mlflow.exceptions import MlflowException
 from .models import load_model
 
 # %% auto #0
-__all__ = ['LoopkitPyfunc', 'champion', 'register']
+__all__ = ['LoopkitPyfunc', 'champion', 'register', 'collect_lineage', 'lineage', 'alias_version', 'promote', 'rollback',
+           'retire_challenger', 'alias_history', 'versions']
 
 # %% ../nbs/07_registry.ipynb #53a363c0
 class LoopkitPyfunc(mlflow.pyfunc.PythonModel):
@@ -84,24 +86,81 @@ def champion(name:str="loopkit-ctr", # registered model name
         except MlflowException: return None
     return _version_info(client, mv)
 
+# %% ../nbs/07_registry.ipynb #8cf747f4
+def _read_json(obj, what, hint) -> dict:
+    "A dict given as itself or as the path of a JSON file."
+    if isinstance(obj, dict): return obj
+    if not Path(obj).exists(): raise FileNotFoundError(f"{what} file {obj} does not exist; {hint}")
+    return json.loads(Path(obj).read_text())
+
+
+# %% ../nbs/07_registry.ipynb #f4dbc232
+def _who() -> str:
+    "Who is acting: $LOOPKIT_USER, else the login name."
+    try: return os.environ.get("LOOPKIT_USER") or getpass.getuser()
+    except Exception: return "unknown"
+
+def _alias_log(client, name) -> list:
+    "The registered model's alias history (oldest first), from its `loopkit.alias_log` tag."
+    tags = client.get_registered_model(name).tags
+    return json.loads(tags.get("loopkit.alias_log", "[]"))
+
+def _move_alias(client, name, alias, version, why="", who=None) -> dict:
+    "Point `alias` at `version` (one registry update) and append who/why/when to the alias history."
+    try: before = int(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException: before = None
+    if version is None: client.delete_registered_model_alias(name, alias)
+    else: client.set_registered_model_alias(name, alias, str(version))
+    event = {"alias": alias, "from": before, "to": None if version is None else int(version), "who": who or _who(),
+             "why": why, "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    log = (_alias_log(client, name) + [event])[-200:]  # the newest 200 moves
+    client.set_registered_model_tag(name, "loopkit.alias_log", json.dumps(log))
+    if version is not None:
+        client.set_model_version_tag(name, str(version), f"loopkit.{alias}_since", event["when"])
+    return event
+
+
+# %% ../nbs/07_registry.ipynb #4d52d2f1
+def _git_commit(path) -> str|None:
+    "The git commit of the repository holding `path` (with '+dirty' for uncommitted changes), or None."
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0: return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path, capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError): return None
+
+def _lineage_tags(lineage:dict|None) -> dict:
+    "The lineage fields that become version tags (short strings); the rest stays in lineage.json."
+    if not lineage: return {}
+    return {f"loopkit.{k}": str(lineage[k]) for k in ("data_fingerprint", "feature_set_version", "code_version", "pipeline_run_id", "run_dir")
+            if lineage.get(k) is not None}
+
+
 # %% ../nbs/07_registry.ipynb #6dcddfd6
 def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.save / save_model)
              metrics:dict|str|Path, # evaluation metrics, or the path of a metrics.json
              name:str="loopkit-ctr", # registered model name
-             metric:str="auc", # the metric that decides the champion
+             metric:str="auc", # the metric that decides the champion when no gate is given
              higher_is_better:bool=True, # False for losses (e.g. metric="logloss")
              tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
              run_id:str|None=None, # an existing run to log into (left running); a new run when None
              experiment:str="loopkit", # experiment of the new run when run_id is None
+             gate:dict|str|Path|None=None, # a promotion-gate verdict (loopkit.gate) or its gate.json: blessed -> `challenger`
+             lineage:dict|None=None, # what reproduces the version (`collect_lineage`); stored as tags and lineage.json
+             reference:str|Path|None=None, # the frozen drift reference (JSON) stored with the version for monitoring
             ) -> dict:
-    "Log and register a model version; make it `champion` if it beats the current one on `metric`."
+    "Log and register a model version; set `champion` (first or better version) or `challenger` (blessed by the gate)."
     model_dir = Path(model_dir)
     model = load_model(model_dir)  # refuses a folder that is not a loopkit model, before touching MLflow
-    if isinstance(metrics, (str, Path)):
-        if not Path(metrics).exists(): raise FileNotFoundError(f"metrics file {metrics} does not exist; the evaluate stage writes metrics.json")
-        metrics = json.loads(Path(metrics).read_text())
+    metrics = _read_json(metrics, "metrics", "the evaluate stage writes metrics.json")
     if metric not in metrics:
         raise ValueError(f"metrics have no {metric!r} to compare champions on; they have: {', '.join(sorted(metrics)) or 'nothing'}")
+    gate = _read_json(gate, "gate verdict", "the gate stage writes gate.json") if gate is not None else None
+    if gate is not None and gate.get("verdict") not in ("blessed", "not_blessed"):
+        raise ValueError(f"gate verdict must say 'blessed' or 'not_blessed'; got {gate.get('verdict')!r}")
+    if reference is not None and not Path(reference).exists():
+        raise FileNotFoundError(f"drift reference {reference} does not exist; the monitor's freeze_reference writes it")
     value = float(metrics[metric])
     with _quiet_mlflow():
         client, uri = _client(tracking_uri)
@@ -112,21 +171,193 @@ def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.sa
             mlflow.pyfunc.save_model(Path(tmp) / "model", python_model=str(Path(tmp) / "loopkit_pyfunc.py"),
                                      artifacts={"model_dir": str(model_dir.resolve())}, pip_requirements=["loopkit"])
             client.log_artifacts(run_id, str(Path(tmp) / "model"), "model")
+            for fname, obj in (("gate.json", gate), ("lineage.json", lineage)):
+                if obj is not None:
+                    (Path(tmp) / fname).write_text(json.dumps(obj, indent=1, default=str))
+                    client.log_artifact(run_id, str(Path(tmp) / fname), "lineage")
+        if reference is not None: client.log_artifact(run_id, str(reference), "lineage")
         if own_run: client.set_terminated(run_id)
         try: client.get_registered_model(name)
         except MlflowException: client.create_registered_model(name)
         tags = {k: str(v) for k, v in metrics.items()}
         tags.update({"loopkit.model": model.name, "loopkit.metric": metric})
         feature_set = model_dir / "feature_set.json"  # the train stage records the features' version next to the model
-        if feature_set.exists():
-            tags["loopkit.feature_set_version"] = str(json.loads(feature_set.read_text()).get("feature_set_version"))
-            client.set_tag(run_id, "loopkit.feature_set_version", tags["loopkit.feature_set_version"])
+        if feature_set.exists(): tags["loopkit.feature_set_version"] = str(json.loads(feature_set.read_text()).get("feature_set_version"))
+        tags.update(_lineage_tags(lineage))
+        if gate is not None: tags["loopkit.gate"] = gate["verdict"]
+        if reference is not None: tags["loopkit.reference"] = f"lineage/{Path(reference).name}"
+        for k in ("loopkit.feature_set_version", "loopkit.gate", "loopkit.code_version", "loopkit.data_fingerprint", "loopkit.pipeline_run_id"):
+            if k in tags: client.set_tag(run_id, k, tags[k])
         mv = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id, tags=tags)
         previous = champion(name, uri)
         previous_value = previous["metrics"].get(metric) if previous else None
-        better = previous_value is None or (value > previous_value if higher_is_better else value < previous_value)
-        if better: client.set_registered_model_alias(name, "champion", mv.version)
-    return {"name": name, "version": int(mv.version), "champion": better,
+        if previous is None: alias = "champion" if gate is None or gate["verdict"] == "blessed" else None
+        elif gate is not None: alias = "challenger" if gate["verdict"] == "blessed" else None
+        else: alias = "champion" if previous_value is None or (value > previous_value if higher_is_better else value < previous_value) else None
+        if alias: _move_alias(client, name, alias, mv.version, why=f"registered ({'gate ' + gate['verdict'] if gate else metric + ' ' + str(value)})")
+    return {"name": name, "version": int(mv.version), "alias": alias, "champion": alias == "champion",
             "previous_champion": previous["version"] if previous else None, "metric": metric, "value": value,
             "previous_value": previous_value, "run_id": run_id, "model_uri": f"models:/{name}/{mv.version}",
+            "gate": gate["verdict"] if gate else None,
             "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}}
+
+
+# %% ../nbs/07_registry.ipynb #2ccc1509
+def collect_lineage(model_dir:str|Path, # the model directory being registered
+                    data:str|Path|None=None, # the training data (features table) whose fingerprint is recorded
+                    run_dir:str|Path|None=None, # the pipeline run folder; $LOOPKIT_RUN_DIR inside a stage
+                    project_dir:str|Path|None=None, # where the code lives (for the git commit); $LOOPKIT_PROJECT_DIR or cwd
+                    tracking_uri:str|None=None, # to find the pipeline's parent run from the stage run
+                    run_id:str|None=None, # the stage's own MLflow run; $LOOPKIT_MLFLOW_RUN_ID inside a stage
+                   ) -> dict:
+    "What reproduces a model: data fingerprint, feature-set version, code version, pipeline run and executed notebooks."
+    from loopkit import __version__
+    from loopkit.pipeline import fingerprint
+    run_dir = run_dir or os.environ.get("LOOPKIT_RUN_DIR")
+    project_dir = project_dir or os.environ.get("LOOPKIT_PROJECT_DIR") or os.getcwd()
+    run_id = run_id or os.environ.get("LOOPKIT_MLFLOW_RUN_ID")
+    fs = Path(model_dir) / "feature_set.json"
+    out = {"data": str(data) if data else None, "data_fingerprint": fingerprint(data) if data else None,
+           "feature_set_version": json.loads(fs.read_text()).get("feature_set_version") if fs.exists() else None,
+           "code_version": _git_commit(project_dir), "loopkit_version": __version__,
+           "run_dir": str(Path(run_dir).resolve()) if run_dir else None, "pipeline_run_id": None, "stages": {}}
+    if run_id:
+        with _quiet_mlflow():
+            client, _ = _client(tracking_uri)
+            try: out["pipeline_run_id"] = client.get_run(run_id).data.tags.get("mlflow.parentRunId")
+            except MlflowException: pass
+    state = Path(run_dir) / ".loopkit-state.json" if run_dir else None
+    if state is not None and state.exists():  # every upstream stage: its notebook, cache key, MLflow run, output hashes
+        for stage, s in json.loads(state.read_text()).get("stages", {}).items():
+            nb = Path(run_dir) / stage / f"{stage}.ipynb"
+            out["stages"][stage] = {"notebook": str(nb.resolve()) if nb.exists() else None, "cache_key": s.get("key"),
+                                    "mlflow_run_id": s.get("mlflow_run_id"), "outputs": s.get("outputs", {})}
+    return out
+
+
+# %% ../nbs/07_registry.ipynb #763bccd2
+def lineage(name:str="loopkit-ctr", # registered model name
+            version:int|str="champion", # a version number or an alias
+            tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
+            download_to:str|Path|None=None, # also download the stored lineage files (gate, lineage, reference) here
+           ) -> dict:
+    "A version's lineage: its tags, the stored lineage.json and gate.json, and where its artifacts are."
+    with _quiet_mlflow():
+        client, _ = _client(tracking_uri)
+        try:
+            mv = (client.get_model_version(name, str(version)) if str(version).isdigit()
+                  else client.get_model_version_by_alias(name, str(version)))
+        except MlflowException: raise ValueError(f"{name!r} has no version or alias {version!r}") from None
+        out = {"version": int(mv.version), "run_id": mv.run_id, "tags": dict(mv.tags)}
+        names = [a.path for a in client.list_artifacts(mv.run_id, "lineage")]
+        out["files"] = names
+        if names:
+            dest = Path(download_to) if download_to else Path(tempfile.mkdtemp())
+            local = Path(client.download_artifacts(mv.run_id, "lineage", str(dest)))
+            for fname in ("lineage.json", "gate.json"):
+                if (local / fname).exists(): out[fname.removesuffix(".json")] = json.loads((local / fname).read_text())
+            out["dir"] = str(local)
+    return out
+
+
+# %% ../nbs/07_registry.ipynb #7226d58b
+def alias_version(name:str="loopkit-ctr", # registered model name
+                  alias:str="champion", # champion | challenger | any alias
+                  tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
+                 ) -> dict|None:
+    "The version holding `alias`, as a dict with its metrics; None if no version holds it."
+    with _quiet_mlflow():
+        client, _ = _client(tracking_uri)
+        try: mv = client.get_model_version_by_alias(name, alias)
+        except MlflowException: return None
+    return _version_info(client, mv)
+
+
+# %% ../nbs/07_registry.ipynb #95ee17c4
+def promote(name:str="loopkit-ctr", # registered model name
+            version:int|None=None, # the version to make champion; the `challenger` when None
+            why:str="", # the reason, kept in the alias history
+            who:str|None=None, # who decided; $LOOPKIT_USER or the login name when None
+            tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
+           ) -> dict:
+    "Make `version` (by default the challenger) the champion in one alias move, and record who, why and when."
+    with _quiet_mlflow():
+        client, uri = _client(tracking_uri)
+        if version is None:
+            ch = alias_version(name, "challenger", uri)
+            if ch is None: raise ValueError(f"{name!r} has no challenger to promote; pass a version (`loopkit promote --version N`) or register a blessed one")
+            version = ch["version"]
+        try: client.get_model_version(name, str(version))
+        except MlflowException: raise ValueError(f"{name!r} has no version {version}; `loopkit versions` lists them") from None
+        event = _move_alias(client, name, "champion", version, why=why or "promoted", who=who)
+        ch = alias_version(name, "challenger", uri)
+        if ch is not None and ch["version"] == int(version):  # the challenger has won: it is no longer a challenger
+            _move_alias(client, name, "challenger", None, why=f"promoted to champion: {why}".strip(": "), who=who)
+    return event
+
+
+# %% ../nbs/07_registry.ipynb #1db5c64f
+def rollback(name:str="loopkit-ctr", # registered model name
+             to_version:int|None=None, # the version to restore; the champion before the current one when None
+             why:str="", # the reason, kept in the alias history
+             who:str|None=None, # who decided; $LOOPKIT_USER or the login name when None
+             tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
+            ) -> dict:
+    "Move `champion` back to the previous champion (or `to_version`), recording who, why and when."
+    with _quiet_mlflow():
+        client, uri = _client(tracking_uri)
+        current = alias_version(name, "champion", uri)
+        if current is None: raise ValueError(f"{name!r} has no champion to roll back")
+        if to_version is None:
+            moves = [e for e in _alias_log(client, name) if e["alias"] == "champion" and e["to"] == current["version"] and e["from"] is not None]
+            if not moves: raise ValueError(f"{name!r}: champion v{current['version']} has no previous champion in the alias history; pass to_version")
+            to_version = moves[-1]["from"]
+        return _move_alias(client, name, "champion", to_version, why=why or f"rollback from v{current['version']}", who=who)
+
+
+# %% ../nbs/07_registry.ipynb #6c3e226f
+def retire_challenger(name:str="loopkit-ctr", # registered model name
+                      why:str="", # the reason, kept in the alias history (e.g. the failed online check)
+                      who:str|None=None, # who decided
+                      tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
+                     ) -> dict|None:
+    "Remove the `challenger` alias (a failed rollout), recording why; None when there is no challenger."
+    with _quiet_mlflow():
+        client, uri = _client(tracking_uri)
+        if alias_version(name, "challenger", uri) is None: return None
+        return _move_alias(client, name, "challenger", None, why=why or "retired", who=who)
+
+
+# %% ../nbs/07_registry.ipynb #98a1a442
+def alias_history(name:str="loopkit-ctr", # registered model name
+                  tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
+                 ) -> pd.DataFrame:
+    "Every alias move of `name`, oldest first: alias, from, to, who, why, when."
+    with _quiet_mlflow():
+        client, _ = _client(tracking_uri)
+        try: log = _alias_log(client, name)
+        except MlflowException: raise ValueError(f"no registered model {name!r}") from None
+    df = pd.DataFrame(log, columns=["alias", "from", "to", "who", "why", "when"])
+    return df.astype({"from": "Int64", "to": "Int64"})  # versions; <NA> where the alias was unset
+
+
+# %% ../nbs/07_registry.ipynb #6d2d585e
+def versions(name:str="loopkit-ctr", # registered model name
+             tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
+            ) -> pd.DataFrame:
+    "Every version of `name`, newest first, with its aliases, gate verdict, feature set and metrics."
+    with _quiet_mlflow():
+        client, _ = _client(tracking_uri)
+        try: rm = client.get_registered_model(name)
+        except MlflowException: raise ValueError(f"no registered model {name!r} at {_client(tracking_uri)[1]}; `loopkit run` registers one") from None
+        aliases = {}
+        for a, v in (rm.aliases or {}).items(): aliases.setdefault(int(v), []).append(a)
+        rows = []
+        for mv in client.search_model_versions(f"name='{name}'"):
+            info = _version_info(client, mv)
+            rows.append({"version": info["version"], "aliases": ",".join(sorted(aliases.get(info["version"], []))),
+                         "model": info["model"], "gate": mv.tags.get("loopkit.gate"),
+                         "feature_set_version": mv.tags.get("loopkit.feature_set_version"),
+                         "code_version": mv.tags.get("loopkit.code_version"), **info["metrics"]})
+    return pd.DataFrame(rows).sort_values("version", ascending=False, ignore_index=True)
+
