@@ -1,4 +1,4 @@
-"""`loopkit run`, `status`, `init`, `docs` and `data`: the same work as the notebooks, as batch jobs.
+"""`loopkit run`, `status`, `init`, `docs`, `data`, `versions`, `promote`, `rollback`, `serve` and `loop`: the same work as the notebooks, as batch jobs and services.
 
 Docs: https://loopkit.github.io/loopkit/cli.html.md"""
 
@@ -12,7 +12,8 @@ import yaml
 from .pipeline import (PipelineError, ParameterError, load_pipeline, run_pipeline, run_status, templates_dir)
 
 # %% auto #0
-__all__ = ['parse_overrides', 'cmd_run', 'cmd_status', 'cmd_init', 'cmd_docs', 'cmd_data', 'parser', 'main']
+__all__ = ['parse_overrides', 'cmd_run', 'cmd_status', 'cmd_init', 'cmd_docs', 'cmd_data', 'cmd_versions', 'cmd_promote',
+           'cmd_rollback', 'parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #08bc955d
 def parse_overrides(items:list, # strings of the form STAGE.NAME=VALUE
@@ -92,6 +93,44 @@ def cmd_data(args):
     print(f"wrote {table.num_rows:,} events to {args.out}", file=sys.stderr)
     return 0
 
+# %% ../nbs/11_cli.ipynb #5bd94d88
+def _tracking_uri(args) -> str:
+    "The MLflow store a registry command uses: --tracking-uri, $MLFLOW_TRACKING_URI, or the project's .loopkit/mlflow.db."
+    uri = getattr(args, 'tracking_uri', None) or os.environ.get('MLFLOW_TRACKING_URI')
+    if uri: return uri
+    db = Path('.loopkit/mlflow.db')
+    if not db.exists(): raise FileNotFoundError(f"no MLflow store at {db.resolve()}: run `loopkit run` here first, or pass --tracking-uri")
+    return f"sqlite:///{db.resolve()}"
+
+# %% ../nbs/11_cli.ipynb #8a7e7f27
+def cmd_versions(args):
+    "`loopkit versions`: the registered versions (or, with --history, every alias move)."
+    import pandas as pd
+    from loopkit.registry import versions, alias_history
+    table = alias_history(args.name, _tracking_uri(args)) if args.history else versions(args.name, _tracking_uri(args))
+    if args.json: print(table.to_json(orient='records'))
+    else:
+        with pd.option_context('display.width', 160, 'display.max_columns', 20): print(table.to_string(index=False))
+    return 0
+
+# %% ../nbs/11_cli.ipynb #1576b7ae
+def cmd_promote(args):
+    "`loopkit promote`: make the challenger (or --version) the champion, recording who and why."
+    from loopkit.registry import promote
+    ev = promote(args.name, version=args.version, why=args.why, tracking_uri=_tracking_uri(args))
+    print(f"{args.name}: champion v{ev['from']} -> v{ev['to']} ({ev['who']}, {ev['when']}: {ev['why']})", file=sys.stderr)
+    if args.json: print(json.dumps(ev))
+    return 0
+
+# %% ../nbs/11_cli.ipynb #3af03601
+def cmd_rollback(args):
+    "`loopkit rollback`: put the previous champion (or --version) back, recording who and why."
+    from loopkit.registry import rollback
+    ev = rollback(args.name, to_version=args.version, why=args.why, tracking_uri=_tracking_uri(args))
+    print(f"{args.name}: champion v{ev['from']} -> v{ev['to']} ({ev['who']}, {ev['when']}: {ev['why']})", file=sys.stderr)
+    if args.json: print(json.dumps(ev))
+    return 0
+
 # %% ../nbs/11_cli.ipynb #76eacd51
 def parser() -> argparse.ArgumentParser:
     "The `loopkit` command's argument parser."
@@ -127,6 +166,18 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument('--dir', default='data/ml-100k', help="movielens: folder holding u.data, u.item, u.user")
     g.add_argument('--download', action='store_true', help="movielens: download from GroupLens first")
     g.set_defaults(func=cmd_data)
+    for cmd, helptext, func in (('versions', "list the registered model's versions", cmd_versions),
+                                ('promote', "make the challenger (or --version) the champion", cmd_promote),
+                                ('rollback', "put the previous champion (or --version) back", cmd_rollback)):
+        c = sub.add_parser(cmd, help=helptext)
+        c.add_argument('--name', default='loopkit-ctr', help="registered model name")
+        c.add_argument('--tracking-uri', help="MLflow store (default $MLFLOW_TRACKING_URI or .loopkit/mlflow.db)")
+        c.add_argument('--json', action='store_true', help="print the result as JSON on the last line")
+        if cmd == 'versions': c.add_argument('--history', action='store_true', help="every alias move: who, why, when")
+        else:
+            c.add_argument('--version', type=int, help="the version to make champion")
+            c.add_argument('--why', default='', help="the reason, kept in the alias history")
+        c.set_defaults(func=func)
     return p
 
 # %% ../nbs/11_cli.ipynb #fb8ac52e
@@ -136,6 +187,6 @@ def main(argv=None):
     try: code = args.func(args)
     except PipelineError as e:   # ParameterError included: nothing ran
         print(f"{type(e).__name__}: {e}", file=sys.stderr); code = 2
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:   # a missing file, an unknown version, no challenger...
         print(f"error: {e}", file=sys.stderr); code = 2
     return code   # the console script passes it to sys.exit
