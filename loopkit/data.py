@@ -6,7 +6,8 @@ Docs: https://loopkit.github.io/loopkit/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #96b22ba4
 from __future__ import annotations
-import hashlib, os, shutil, tempfile, urllib.request, zipfile
+import hashlib, inspect, os, shutil, tempfile, urllib.request, zipfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
@@ -17,9 +18,9 @@ import pyarrow.parquet as pq
 
 # %% auto #0
 __all__ = ['EVENT_SCHEMA', 'AGE_BANDS', 'SYNTH_START', 'CATEGORIES', 'REGIONS', 'DEVICES', 'MOVIELENS_URL', 'MOVIELENS_MD5',
-           'MOVIELENS_UDATA_MD5', 'check_events', 'to_unix', 'synth_events', 'ctr_by', 'ctr_over_time', 'write_events',
-           'read_events', 'ChecksumError', 'download_movielens', 'DataNotFoundError', 'load_movielens', 'event_summary',
-           'project_path']
+           'MOVIELENS_UDATA_MD5', 'check_events', 'to_unix', 'synth_events', 'ctr_by', 'ctr_over_time', 'SynthWorld',
+           'synth_world', 'write_events', 'read_events', 'ChecksumError', 'download_movielens', 'DataNotFoundError',
+           'load_movielens', 'event_summary', 'project_path']
 
 # %% ../nbs/01_data.ipynb #ba7c5d49
 EVENT_SCHEMA = pa.schema([
@@ -115,6 +116,13 @@ def synth_events(
     truth:bool=True, # append the hidden truth columns `is_bot` and `p_click`
 ) -> pa.Table:
     "A synthetic feed impression log in the event schema, sorted by `ts`."
+    return _synth(**locals())[0]
+
+# %% ../nbs/01_data.ipynb #dfa6764a
+def _synth(n_events, n_users, n_items, seed, start, days, shift_at, shift_segment, shift_to, shift_strength,
+           cold_share, cold_window, bot_share, misclick_rate, n_candidates, policy_temperature, position_decay,
+           base_logit, latent_dim, truth, keep_world=False):
+    "The generator behind `synth_events`: the table, and the hidden `SynthWorld` when `keep_world`."
     if n_events < 1: raise ValueError(f"n_events must be >= 1, got {n_events}")
     if shift_to not in CATEGORIES: raise ValueError(f"shift_to {shift_to!r} is not a category; known: {', '.join(CATEGORIES)}")
     for name, v in (("cold_share", cold_share), ("bot_share", bot_share), ("misclick_rate", misclick_rate)):
@@ -173,6 +181,7 @@ def synth_events(
     user = s_user[row_sess]; start_ts = s_start[row_sess]; bot = is_bot_user[user]
     # logging policy: softmax over sampled candidates (first one always an item that existed at t0)
     item = np.empty(n, np.int64); propensity = np.empty(n, np.float32); step = 200_000
+    kept_cands = []  # the candidate slots, kept only for the world
     for a in range(0, n, step):
         b = min(n, a + step); m = b - a
         cand = rng.integers(0, n_items, (m, n_candidates)); cand[:, 0] = rng.integers(0, n_warm_items, m)
@@ -181,6 +190,7 @@ def synth_events(
         score -= score.max(1, keepdims=True); w = np.exp(score); w /= w.sum(1, keepdims=True)
         pick = np.minimum((np.cumsum(w, 1) < rng.random((m, 1), np.float32)).sum(1), n_candidates - 1)
         chosen = cand[np.arange(m), pick]; item[a:b] = chosen
+        if keep_world: kept_cands.append(cand)
         propensity[a:b] = (w * (cand == chosen[:, None])).sum(1)
     # clicks
     shifted = shifted_user[user] & (start_ts >= shift_t) if shift_t is not None else np.zeros(n, bool)
@@ -209,7 +219,14 @@ def synth_events(
         "publish_ts": pa.array(item_pub[item][o].astype(np.int64)),
     }
     if truth: cols |= {"is_bot": pa.array(bot[o]), "p_click": pa.array(p_click[o])}
-    return check_events(pa.table(cols), "synth_events")
+    table = check_events(pa.table(cols), "synth_events")
+    if not keep_world: return table, None
+    return table, SynthWorld(
+        item_vec=item_vec, item_bias=item_bias, item_cat=item_cat, item_pub=item_pub, user_vec=user_vec,
+        user_vec_after=user_vec_after, user_bias=user_bias, affinity=affinity, shifted_user=shifted_user,
+        is_bot_user=is_bot_user, shift_t=shift_t, base_logit=base_logit, position_decay=position_decay,
+        misclick_rate=misclick_rate, policy_temperature=policy_temperature,
+        candidates=np.concatenate(kept_cands)[o], session_start=start_ts[o], events=table)
 
 # %% ../nbs/01_data.ipynb #76f9e933
 def ctr_by(
@@ -236,6 +253,75 @@ def ctr_over_time(
     imp = np.bincount(idx); clk = np.bincount(idx, weights=click).astype(np.int64); keep = imp > 0
     return pa.table({"bucket_start": b0 + np.flatnonzero(keep) * bucket_s, "impressions": imp[keep],
                      "clicks": clk[keep], "ctr": clk[keep] / imp[keep]})
+
+# %% ../nbs/01_data.ipynb #1b9ab226
+@dataclass
+class SynthWorld:
+    "The hidden model behind a `synth_events` table: tastes, biases, the logging policy and its candidates."
+    item_vec:np.ndarray # [n_items, d] unit taste vectors of items
+    item_bias:np.ndarray # [n_items] item click bias (also used by the logging policy)
+    item_cat:np.ndarray # [n_items] category codes (index into CATEGORIES)
+    item_pub:np.ndarray # [n_items] publish time, unix seconds
+    user_vec:np.ndarray # [n_users] unit taste vectors before any shift
+    user_vec_after:np.ndarray # [n_users, d] taste vectors of shifted users after `shift_t`
+    user_bias:np.ndarray # [n_users] user click bias
+    affinity:np.ndarray # [n_users, n_categories] the logging policy's (stale) view of users
+    shifted_user:np.ndarray # [n_users] users in the shifting segment
+    is_bot_user:np.ndarray # [n_users] bots (click with probability 0.5)
+    shift_t:int|None # time of the interest shift; None = no shift
+    base_logit:float # click logit intercept
+    position_decay:float # the click logit drops by this times log(1 + position)
+    misclick_rate:float # floor of every human click probability
+    policy_temperature:float # sharpness of the logging policy's softmax
+    candidates:np.ndarray # [n_events, n_candidates] item ids the logging policy chose among, by event_id
+    session_start:np.ndarray # [n_events] start time of each impression's session (what the policy and shift see)
+    events:pa.Table # the table `synth_events` returns for the same arguments
+
+    def p_click(self, user, item, position, session_start) -> np.ndarray:
+        "True click probability of `user` shown `item` at `position` in a session started at `session_start` (broadcasts)."
+        user, item, position, session_start = np.broadcast_arrays(user, item, position, session_start)
+        shifted = self.shifted_user[user] & (session_start >= self.shift_t) if self.shift_t is not None else np.zeros(user.shape, bool)
+        uvec = np.where(shifted[..., None], self.user_vec_after[user], self.user_vec[user])
+        match = np.einsum("...d,...d->...", uvec, self.item_vec[item])
+        logit = self.base_logit + 2.5 * match + self.user_bias[user] + self.item_bias[item] - self.position_decay * np.log1p(position)
+        p = self.misclick_rate + (1 - self.misclick_rate) / (1 + np.exp(-logit))
+        return np.where(self.is_bot_user[user], 0.5, p).astype(np.float32)
+
+    def available(self) -> np.ndarray:
+        "[n_events, n_candidates] True where the candidate was published when the session started."
+        return self.item_pub[self.candidates] <= self.session_start[:, None]
+
+    def logging_probs(self) -> np.ndarray:
+        "[n_events, n_candidates] the logging policy's probability of each candidate slot."
+        user = self.events["user_id"].to_numpy()[:, None]
+        score = self.policy_temperature * (self.affinity[user, self.item_cat[self.candidates]] + self.item_bias[self.candidates])
+        score = np.where(self.available(), score, -np.inf)
+        w = np.exp(score - score.max(1, keepdims=True))
+        return w / w.sum(1, keepdims=True)
+
+    def candidate_p_click(self) -> np.ndarray:
+        "[n_events, n_candidates] true click probability of every candidate in the logged impression's slot."
+        ev = self.events
+        return self.p_click(ev["user_id"].to_numpy()[:, None], self.candidates, ev["position"].to_numpy()[:, None],
+                            self.session_start[:, None])
+
+    def policy_value(self, probs:np.ndarray # [n_events, n_candidates] a policy's probability of each candidate slot
+                    ) -> float:
+        "True expected click-rate of a policy choosing among the logged candidate slots with `probs`."
+        probs = np.asarray(probs, np.float64)
+        if probs.shape != self.candidates.shape:
+            raise ValueError(f"policy_value: probs has shape {probs.shape}; expected {self.candidates.shape} (one row per event, one column per candidate slot)")
+        if not np.allclose(probs.sum(1), 1, atol=1e-6): raise ValueError("policy_value: each row of probs must sum to 1")
+        return float((probs * self.candidate_p_click()).sum(1).mean())
+
+# %% ../nbs/01_data.ipynb #dcce1327
+def synth_world(**kwargs # the arguments of `synth_events`
+               ) -> SynthWorld:
+    "Run `synth_events(**kwargs)` and keep the hidden model behind it (the table is `.events`)."
+    unknown = sorted(set(kwargs) - set(inspect.signature(synth_events).parameters))
+    if unknown: raise TypeError(f"synth_world: {unknown} are not arguments of synth_events; known: {', '.join(inspect.signature(synth_events).parameters)}")
+    bound = inspect.signature(synth_events).bind(**kwargs); bound.apply_defaults()
+    return _synth(**bound.arguments, keep_world=True)[1]
 
 # %% ../nbs/01_data.ipynb #ebeb5f84
 def write_events(
