@@ -17,7 +17,8 @@ import lightning as L
 # %% auto #0
 __all__ = ['MODELS', 'unpack_batch', 'FeatureEncoder', 'read_features', 'rows_of_split', 'FirstOrder', 'FieldEmbedding',
            'LRConfig', 'FMConfig', 'CTRModel', 'LogisticRegression', 'FactorizationMachine', 'DeepFMConfig',
-           'DCNv2Config', 'DeepFM', 'DCNv2', 'build_model', 'save_model', 'load_model', 'check_model']
+           'DCNv2Config', 'DeepFM', 'DCNv2', 'MLPConfig', 'MLP', 'build_model', 'save_model', 'load_model',
+           'check_model']
 
 # %% ../nbs/04_models.ipynb #f361a061
 def unpack_batch(batch:dict|tuple|list, # {"cat", "num", "label"} or (cat, num[, label])
@@ -201,6 +202,7 @@ class CTRModel(L.LightningModule):
         self.cardinalities, self.n_num = [int(c) for c in cardinalities], int(n_num)
         self.config = config if config is not None else self.config_class()
         self.encoder_ = None  # the FeatureEncoder it was trained with (set by fit / load_model)
+        self.objective_ = None  # a training loss replacing log loss while fit runs (e.g. distillation); None otherwise
         self.register_buffer("_cardinality", torch.tensor(self.cardinalities, dtype=torch.long), persistent=False)
 
     def forward(self, cat:torch.Tensor, num:torch.Tensor) -> torch.Tensor:
@@ -231,9 +233,13 @@ class CTRModel(L.LightningModule):
         return F.binary_cross_entropy_with_logits(logits, label.float())
 
     # Lightning steps trust their batches: `fit` checks the whole tensors once, so no step pays for checks or logging.
-    def training_step(self, batch, batch_idx):
+    def training_loss(self, batch) -> torch.Tensor:
+        "What training minimises on a batch: `objective_(self, batch)` when one is set (e.g. distillation), else log loss."
+        if self.objective_ is not None: return self.objective_(self, batch)
         cat, num, label = unpack_batch(batch)
         return F.binary_cross_entropy_with_logits(self(cat, num), label)
+
+    def training_step(self, batch, batch_idx): return self.training_loss(batch)
 
     def validation_step(self, batch, batch_idx):
         cat, num, label = unpack_batch(batch)
@@ -383,8 +389,46 @@ class DCNv2(CTRModel):
         for layer in self.cross: x = layer(x0, x)
         return self.out(torch.cat([x, self.mlp(x0)], 1)).squeeze(-1)
 
+# %% ../nbs/04_models.ipynb #652dd2be
+@dataclass
+class MLPConfig:
+    "Settings of `MLP`, the small student model."
+    embed_dim:int=4 # size of each field's vector (narrow: a student is meant to be small)
+    hidden:tuple=(32,) # widths of the hidden layers (one shallow layer by default)
+    wide:bool=True # add a first-order (logistic regression) term beside the MLP
+    dropout:float=0.0 # dropout after each hidden layer while training
+    hint_dim:int=0 # > 0: also map field vectors to this size (a teacher's embed_dim) for a hint loss; 0: no map
+    lr:float=0.01 # Adam learning rate
+    weight_decay:float=0.0 # L2 penalty on all weights
+    init_std:float=0.01 # standard deviation of the field vectors at initialisation
+
+# %% ../nbs/04_models.ipynb #e1bb320e
+class MLP(CTRModel):
+    "A shallow MLP over narrow field vectors, with an optional first-order term: a small, fast student."
+    name, config_class = "mlp", MLPConfig
+    def __init__(self, cardinalities:list[int], n_num:int, config:MLPConfig|None=None):
+        super().__init__(cardinalities, n_num, config)
+        c = self.config
+        self.first_order = FirstOrder(self.cardinalities, self.n_num) if c.wide else None
+        self.fields = FieldEmbedding(self.cardinalities, self.n_num, c.embed_dim, c.init_std)
+        in_dim = (len(self.cardinalities) + self.n_num) * c.embed_dim
+        self.mlp = _mlp(in_dim, tuple(c.hidden), c.dropout)
+        self.out = nn.Linear(c.hidden[-1] if c.hidden else in_dim, 1)
+        self.hint = nn.Linear(c.embed_dim, c.hint_dim, bias=False) if c.hint_dim else None
+
+    def output_bias(self): return self.out.bias
+
+    def forward(self, cat, num):
+        logit = self.out(self.mlp(self.fields(cat, num).flatten(1))).squeeze(-1)
+        return logit if self.first_order is None else logit + self.first_order(cat, num)
+
+    def hint_vectors(self, cat:torch.Tensor, num:torch.Tensor) -> torch.Tensor:
+        "Field vectors mapped to the teacher's size, `[B, fields, hint_dim]`, for a hint loss."
+        if self.hint is None: raise ValueError("this MLP has no hint map: build it with hint_dim = the teacher's embed_dim")
+        return self.hint(self.fields(cat, num))
+
 # %% ../nbs/04_models.ipynb #81c6eb36
-MODELS:dict[str, type[CTRModel]] = {"lr": LogisticRegression, "fm": FactorizationMachine, "deepfm": DeepFM, "dcnv2": DCNv2}
+MODELS:dict[str, type[CTRModel]] = {"lr": LogisticRegression, "fm": FactorizationMachine, "deepfm": DeepFM, "dcnv2": DCNv2, "mlp": MLP}
 
 # %% ../nbs/04_models.ipynb #f9e9af56
 def _model_class(name) -> type[CTRModel]:
@@ -407,7 +451,7 @@ def _make_config(cls:type[CTRModel], config=None, **overrides):
     return cls.config_class(**settings)
 
 # %% ../nbs/04_models.ipynb #4abed8a7
-def build_model(name:str, # a key of `MODELS` ("lr", "fm", "deepfm", "dcnv2") or a CTRModel subclass
+def build_model(name:str, # a key of `MODELS` ("lr", "fm", "deepfm", "dcnv2", "mlp") or a CTRModel subclass
                 cardinalities:list[int], # vocabulary size of each categorical field (id 0 = unseen)
                 n_num:int, # number of numeric features
                 config=None, # config object or dict; the model's defaults when None

@@ -6,7 +6,7 @@ Docs: https://loopkit.github.io/loopkit/train.html.md"""
 
 # %% ../nbs/05_train.ipynb #5951a7f2
 from __future__ import annotations
-import logging, math, warnings
+import hashlib, logging, math, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -31,8 +31,14 @@ class TensorBatches:
                  batch_size:int=1024, # rows per batch (the last batch may be smaller)
                  shuffle:bool=False, # a new random order every epoch
                  seed:int=0, # the order of epoch e comes from seed and e
+                 extra:dict|None=None, # further per-row tensors {key: [N, ...]} sliced into every batch under their keys
                 ):
-        self.cat, self.num, self.label = cat, num, label
+        extra = dict(extra or {})
+        wrong = {k: tuple(v.shape) for k, v in extra.items() if not isinstance(v, torch.Tensor) or len(v) != len(cat)}
+        if wrong: raise ValueError(f"TensorBatches: extra tensors {wrong} must be tensors with one row per table row ({len(cat)})")
+        clash = sorted(set(extra) & {"cat", "num", "label"})
+        if clash: raise ValueError(f"TensorBatches: extra keys {clash} clash with the batch's own keys; rename them")
+        self.cat, self.num, self.label, self.extra = cat, num, label, extra
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self._epoch, self._skip, self._position = 0, 0, (0, 0)
 
@@ -55,6 +61,7 @@ class TensorBatches:
             rows = slice(b * bs, (b + 1) * bs) if order is None else order[b * bs:(b + 1) * bs]
             batch = {"cat": self.cat[rows], "num": self.num[rows]}
             if self.label is not None: batch["label"] = self.label[rows]
+            for k, v in self.extra.items(): batch[k] = v[rows]
             self._position = (epoch, b + 1)
             yield batch
 
@@ -174,6 +181,21 @@ class FitResult:
         self.history.to_csv(path / "history.csv", index=False)
         return path
 
+# %% ../nbs/05_train.ipynb #db26175f
+def _digest(tensors:dict) -> str:
+    "A short hash of named tensors' contents: what a checkpoint was trained with, compared on resume."
+    h = hashlib.sha1()
+    for k in sorted(tensors):
+        h.update(k.encode()); h.update(tensors[k].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+# %% ../nbs/05_train.ipynb #0315c769
+def _describe(objective) -> str|None:
+    "How a training objective is named in a checkpoint's fingerprint: its `fingerprint` attribute, repr or qualified name."
+    if objective is None: return None
+    if not callable(objective): raise TypeError(f"fit(objective=...) takes a callable objective(model, batch) -> loss; got {type(objective).__name__}")
+    return str(getattr(objective, "fingerprint", None) or getattr(objective, "__qualname__", None) or repr(objective))
+
 # %% ../nbs/05_train.ipynb #cc06b93f
 def fit(table:str|Path|pd.DataFrame, # features table (table.parquet) or its path
         spec:str|Path|dict, # features spec (spec.json) or its path
@@ -189,26 +211,40 @@ def fit(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pat
         progress:bool=False, # show Lightning's progress bar
         checkpoint_every_n_steps:int|None=None, # with out_dir, also checkpoint every N training steps (the newest kept)
         callbacks:list|None=None, # extra Lightning callbacks, appended to fit's own (e.g. an Optuna pruning callback)
+        objective=None, # `objective(model, batch) -> loss` replacing log loss in training (validation still ranks by AUC)
+        extra:dict|None=None, # per-row tensors of the train split, in table order, added to each training batch for `objective`
+        init:CTRModel|None=None, # fine-tune: start from this model's weights and encoder instead of a fresh model
        ) -> FitResult:
     "Train `model` on the `train` split, early-stopping on `valid` AUC; return the best epoch's model."
     if checkpoint_every_n_steps is not None and (not isinstance(checkpoint_every_n_steps, int) or checkpoint_every_n_steps < 1):
         raise ValueError(f"fit: checkpoint_every_n_steps must be a positive int or None; got {checkpoint_every_n_steps!r}")
     table, spec = read_features(table, spec)
     train_rows, valid_rows = rows_of_split(table, "train"), rows_of_split(table, "valid")
-    encoder = FeatureEncoder(spec["categorical"], spec["numeric"]).fit(train_rows)
-    def batches(rows, shuffle):
+    if init is not None and (not isinstance(init, CTRModel) or init.encoder_ is None):
+        raise ValueError("fit(init=...) takes a trained loopkit model carrying its encoder_ (from fit() or load_model())")
+    encoder = init.encoder_ if init is not None else FeatureEncoder(spec["categorical"], spec["numeric"]).fit(train_rows)
+    extra = dict(extra or {})
+    if objective is None and extra: raise ValueError(f"fit: extra tensors {sorted(extra)} are only read by an objective; pass objective=...")
+    def batches(rows, shuffle, extra=None):
         cat, num = encoder.transform(rows)
         label = torch.from_numpy(rows[spec["label"]].to_numpy(dtype=np.float32))
-        return TensorBatches(cat, num, label, batch_size=batch_size, shuffle=shuffle, seed=seed)
-    train_batches, valid_batches = batches(train_rows, True), batches(valid_rows, False)
+        return TensorBatches(cat, num, label, batch_size=batch_size, shuffle=shuffle, seed=seed, extra=extra)
+    try: train_batches = batches(train_rows, True, extra)
+    except ValueError as e: raise ValueError(f"fit(extra=...): {e}; the train split has {len(train_rows)} rows") from None
+    valid_batches = batches(valid_rows, False)
 
     L.seed_everything(seed, verbose=False)
-    net = build_model(model, encoder.cardinalities_, len(spec["numeric"]), config, lr=lr)
+    if init is None: net = build_model(model, encoder.cardinalities_, len(spec["numeric"]), config, lr=lr)
+    else:  # the same architecture and weights as `init`; settings may be overridden (e.g. a smaller lr)
+        net = build_model(init.name, init.cardinalities, init.n_num, {**asdict(init.config), **(config or {})}, lr=lr)
+        net.load_state_dict(init.state_dict())
     net.encoder_ = encoder
     for b in (train_batches, valid_batches): net._check_inputs(b.cat, b.num)  # once here: the steps do not check
-    net.set_base_rate(float(train_rows[spec["label"]].mean()))
+    if init is None: net.set_base_rate(float(train_rows[spec["label"]].mean()))
     fingerprint = {"model": net.name, "config": asdict(net.config), "batch_size": batch_size, "seed": seed,
                    "encoder": encoder.to_dict(), "label": spec["label"]}
+    if objective is not None or init is not None:  # only then: checkpoints of plain fits keep their fingerprint
+        fingerprint.update(objective=_describe(objective), extra=_digest(extra), init=_digest(init.state_dict()) if init is not None else None)
     record = _TrainingRecord(fingerprint, train_batches)
     extra, ckpt_path, best_ckpt = list(callbacks or []), None, None
     bad = [type(c).__name__ for c in extra if not isinstance(c, L.Callback)]
@@ -231,7 +267,9 @@ def fit(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pat
                             enable_checkpointing=out_dir is not None, enable_progress_bar=progress, enable_model_summary=False,
                             num_sanity_val_steps=0, log_every_n_steps=max(1, min(50, len(train_batches))),
                             default_root_dir=out_dir)
-        trainer.fit(net, train_batches, valid_batches, ckpt_path=ckpt_path)
+        net.objective_ = objective
+        try: trainer.fit(net, train_batches, valid_batches, ckpt_path=ckpt_path)
+        finally: net.objective_ = None
 
     history = pd.DataFrame(record.rows, columns=["epoch", "train_loss", "valid_auc", "valid_logloss"])
     if len(history) == 0: raise RuntimeError(f"fit ran no epoch (max_epochs={max_epochs}); nothing to return")
