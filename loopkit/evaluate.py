@@ -6,13 +6,18 @@ Docs: https://loopkit.github.io/loopkit/evaluate.html.md"""
 
 # %% ../nbs/06_evaluate.ipynb #d57b9b8c
 from __future__ import annotations
+import re
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 from .models import CTRModel, load_model, read_features, rows_of_split
 
 # %% auto #0
-__all__ = ['auc', 'logloss', 'ctr_metrics', 'calibration_table', 'plot_evaluation', 'predict_split', 'evaluate']
+__all__ = ['GAUC_WEIGHTS', 'auc', 'logloss', 'ctr_metrics', 'calibration_table', 'plot_evaluation', 'predict_split', 'evaluate',
+           'grouped_auc', 'gauc', 'expected_calibration_error', 'calibration_ratio', 'ndcg_at_k', 'coverage_at_k',
+           'diversity_at_k', 'offline_metrics', 'slice_masks', 'sliced_metrics', 'flat_metrics', 'plot_slices',
+           'OfflineEvaluation', 'evaluate_offline']
 
 # %% ../nbs/06_evaluate.ipynb #1d896f3a
 def _check_labels_scores(y, p, name):
@@ -130,3 +135,377 @@ def evaluate(model:str|Path|CTRModel, # a saved model directory, or a loaded mod
     "`ctr_metrics` of a saved model on one split of a features table."
     scored = predict_split(model, table, spec, split)
     return ctr_metrics(scored["label"], scored["score"], name=f"split {split!r} of {table if isinstance(table, (str, Path)) else 'the features table'}")
+
+# %% ../nbs/06_evaluate.ipynb #a6bfe85c
+def _group_codes(group, n:int, name:str, what:str="group") -> np.ndarray:
+    "Dense int64 codes of any group labels (numbers or strings; a missing label is a group of its own)."
+    g = np.asarray(group)
+    if g.shape != (n,): raise ValueError(f"{name}: the {what} column must be 1-D with one value per row ({n}); got shape {g.shape}")
+    return pd.factorize(g, use_na_sentinel=False)[0].astype(np.int64)
+
+# %% ../nbs/06_evaluate.ipynb #4c490c66
+class _Lists:
+    "Rows sorted by list, then score descending: list and tie-run boundaries, each row's 0-based position in its list."
+    def __init__(self, codes:np.ndarray, p:np.ndarray):
+        self.order = np.lexsort((-p, codes))
+        g, ps = codes[self.order], p[self.order]
+        n = len(g)
+        new_list = np.r_[True, g[1:] != g[:-1]]
+        self.starts = np.flatnonzero(new_list)                 # first sorted row of each list
+        self.sizes = np.diff(np.r_[self.starts, n])
+        self.list_of_row = np.cumsum(new_list) - 1             # list index of each sorted row
+        self.pos = np.arange(n) - self.starts[self.list_of_row]
+        self.run_starts = np.flatnonzero(new_list | np.r_[True, ps[1:] != ps[:-1]])  # tie runs never cross lists
+        self.run_len = np.diff(np.r_[self.run_starts, n])
+        self.run_pos = self.pos[self.run_starts]               # position of each run's first row
+        self.run_list = self.list_of_row[self.run_starts]
+
+    def sum(self, x:np.ndarray) -> np.ndarray:
+        "Per-list sums of a per-row array given in the original row order."
+        return np.add.reduceat(x[self.order], self.starts)
+
+# %% ../nbs/06_evaluate.ipynb #dad6389e
+def _auc_per_list(lists:_Lists, y:np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "AUC (NaN when one class) and positives of every list, ties half."
+    ys = y[lists.order]
+    desc_rank = np.repeat(lists.run_pos + (lists.run_len + 1) / 2, lists.run_len)   # average 1-based rank, best first
+    m, pos = lists.sizes.astype(np.float64), np.add.reduceat(ys, lists.starts)
+    neg = m - pos
+    asc_rank_sum = pos * (m + 1) - np.add.reduceat(ys * desc_rank, lists.starts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((pos > 0) & (neg > 0), (asc_rank_sum - pos * (pos + 1) / 2) / (pos * neg), np.nan), pos
+
+# %% ../nbs/06_evaluate.ipynb #7fe41f94
+def grouped_auc(y, # 0/1 labels
+                p, # scores
+                group, # group label of each row (user id, slice value, ...)
+                name:str="labels", # what the rows are, for error messages
+               ) -> pd.DataFrame:
+    "AUC within each group (NaN where a group has a single class), with its rows and positives."
+    y, p = _check_labels_scores(y, p, name)
+    codes = _group_codes(group, len(y), name)
+    lists = _Lists(codes, p)
+    a, pos = _auc_per_list(lists, y)
+    first = lists.order[lists.starts]   # a row of each group, to name it
+    return pd.DataFrame({"group": np.asarray(group)[first], "rows": lists.sizes, "positives": pos.astype(np.int64), "auc": a})
+
+# %% ../nbs/06_evaluate.ipynb #b193c1a6
+GAUC_WEIGHTS = ("impressions", "clicks", "uniform")
+
+def _gauc(lists:_Lists, y:np.ndarray, weight:str, name:str) -> tuple[float, int]:
+    a, pos = _auc_per_list(lists, y)
+    ok = ~np.isnan(a)
+    if not ok.any(): raise ValueError(f"GAUC is undefined for {name}: no user has both clicks and non-clicks")
+    w = {"impressions": lists.sizes, "clicks": pos, "uniform": np.ones(len(a))}[weight][ok]
+    return float(np.sum(a[ok] * w) / np.sum(w)), int(ok.sum())
+
+# %% ../nbs/06_evaluate.ipynb #a4b36e6b
+def gauc(y, # 0/1 labels
+         p, # scores
+         user, # user id of each row (any hashable values)
+         weight:str="impressions", # per-user weight: 'impressions', 'clicks' or 'uniform'
+         name:str="labels", # what the rows are, for error messages
+        ) -> float:
+    "Per-user AUC averaged with `weight`; users whose labels are all one class are skipped."
+    if weight not in GAUC_WEIGHTS: raise ValueError(f"gauc: weight {weight!r} is not one of {GAUC_WEIGHTS}")
+    y, p = _check_labels_scores(y, p, name)
+    return _gauc(_Lists(_group_codes(user, len(y), name, "user"), p), y, weight, name)[0]
+
+# %% ../nbs/06_evaluate.ipynb #f913447c
+def expected_calibration_error(y, # 0/1 labels
+                               p, # click probabilities
+                               bins:int=10, # number of bins
+                               strategy:str="quantile", # 'quantile' (equal-count, as calibration_table) or 'uniform' (equal-width on [0, 1])
+                               name:str="labels", # what the rows are, for error messages
+                              ) -> float:
+    "Row-weighted mean |mean prediction - click rate| over score bins."
+    y, p = _check_labels_scores(y, p, name)
+    if bins < 1: raise ValueError(f"expected_calibration_error: bins must be >= 1, got {bins}")
+    if strategy == "quantile":
+        order = np.argsort(p, kind="mergesort"); ys, ps = y[order], p[order]
+        n, b = len(p), min(bins, len(p))
+        sizes = np.r_[np.full(n % b, n // b + 1), np.full(b - n % b, n // b)]   # np.array_split's sizes
+        starts = np.r_[0, np.cumsum(sizes)[:-1]]
+        gap = np.abs(np.add.reduceat(ps, starts) - np.add.reduceat(ys, starts))
+    elif strategy == "uniform":
+        idx = np.minimum((p * bins).astype(np.int64), bins - 1)
+        gap = np.abs(np.bincount(idx, p, bins) - np.bincount(idx, y, bins))
+    else: raise ValueError(f"expected_calibration_error: strategy {strategy!r} is not 'quantile' or 'uniform'")
+    return float(gap.sum() / len(p))
+
+# %% ../nbs/06_evaluate.ipynb #43efee3e
+def calibration_ratio(y, # 0/1 labels
+                      p, # click probabilities
+                      name:str="labels", # what the rows are, for error messages
+                     ) -> float:
+    "Mean predicted probability over observed click rate (1 = calibrated on average)."
+    y, p = _check_labels_scores(y, p, name)
+    if y.sum() == 0: raise ValueError(f"calibration ratio is undefined for {name}: there are no clicks in {len(y)} rows")
+    return float(p.mean() / y.mean())
+
+# %% ../nbs/06_evaluate.ipynb #8a568605
+def _discounts(k:int) -> np.ndarray:
+    "Cumulative DCG discounts: element t is the sum of 1/log2(j + 2) for j < t."
+    return np.r_[0.0, np.cumsum(1 / np.log2(np.arange(k) + 2))]
+
+def _ndcg(lists:_Lists, y:np.ndarray, k:int) -> tuple[float, int]:
+    "Mean NDCG@k over lists with any gain, and how many lists that is."
+    cum = _discounts(k)
+    ys = y[lists.order]
+    run_gain = np.add.reduceat(ys, lists.run_starts)
+    disc = cum[np.minimum(lists.run_pos + lists.run_len, k)] - cum[np.minimum(lists.run_pos, k)]
+    dcg = np.bincount(lists.run_list, run_gain / lists.run_len * disc, len(lists.sizes))
+    if np.isin(y, (0, 1)).all(): ideal = cum[np.minimum(np.add.reduceat(ys, lists.starts), k).astype(np.int64)]
+    else:   # graded gains: best order is gains descending within each list
+        best = ys[np.lexsort((-ys, lists.list_of_row))]
+        top = lists.pos < k
+        ideal = np.bincount(lists.list_of_row[top], best[top] * np.diff(cum)[lists.pos[top]], len(lists.sizes))
+    ok = ideal > 0
+    if not ok.any(): return float("nan"), 0
+    return float(np.mean(dcg[ok] / ideal[ok])), int(ok.sum())
+
+def _check_k(k, name):
+    if not isinstance(k, (int, np.integer)) or k < 1: raise ValueError(f"{name}: k must be a positive integer, got {k!r}")
+
+# %% ../nbs/06_evaluate.ipynb #9322241c
+def ndcg_at_k(y, # gains: 0/1 clicks or any non-negative relevance
+              p, # scores
+              lists, # list id of each row (user, session or request)
+              k:int=10, # length of the shown list
+              name:str="labels", # what the rows are, for error messages
+             ) -> float:
+    "Mean NDCG@k over lists with at least one positive gain; tied scores share their gain."
+    _check_k(k, "ndcg_at_k")
+    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    if y.ndim != 1 or p.shape != y.shape: raise ValueError(f"{name}: gains and scores must be 1-D and of equal length; got shapes {y.shape} and {p.shape}")
+    if len(y) == 0: raise ValueError(f"{name}: no rows to score")
+    if (y < 0).any() or not np.isfinite(y).all() or not np.isfinite(p).all():
+        raise ValueError(f"{name}: gains must be finite and non-negative, and scores finite")
+    value, used = _ndcg(_Lists(_group_codes(lists, len(y), name, "list"), p), y, k)
+    if used == 0: raise ValueError(f"NDCG@{k} is undefined for {name}: no list has a click (or positive gain)")
+    return value
+
+# %% ../nbs/06_evaluate.ipynb #1a3e7815
+def _top(lists:_Lists, k:int) -> np.ndarray:
+    "Original row numbers of every list's top k, list by list, best first."
+    return lists.order[lists.pos < k]
+
+def _coverage(lists:_Lists, item_codes:np.ndarray, k:int, catalog:int) -> float:
+    return float(len(np.unique(item_codes[_top(lists, k)])) / catalog)
+
+# %% ../nbs/06_evaluate.ipynb #aaeb81d0
+def coverage_at_k(item, # item id of each row
+                  p, # scores
+                  lists, # list id of each row (user, session or request)
+                  k:int=10, # length of the shown list
+                  catalog:int|None=None, # catalog size; default the number of distinct items in `item`
+                  name:str="rows", # what the rows are, for error messages
+                 ) -> float:
+    "Share of the catalog that appears in at least one list's top k."
+    _check_k(k, "coverage_at_k")
+    p = np.asarray(p, np.float64)
+    items = _group_codes(item, len(p), name, "item")
+    catalog = catalog or int(items.max()) + 1
+    return _coverage(_Lists(_group_codes(lists, len(p), name, "list"), p), items, k, catalog)
+
+# %% ../nbs/06_evaluate.ipynb #ca6aa6bf
+def _diversity(lists:_Lists, attribute:np.ndarray, k:int) -> float:
+    "Mean intra-list diversity of the top-k lists with at least two items."
+    top = lists.pos < k
+    lst = lists.list_of_row[top]; m = np.minimum(lists.sizes, k).astype(np.float64)
+    if attribute.ndim == 1:   # categorical: share of pairs with different values
+        a = attribute[lists.order[top]]
+        key, counts = np.unique(lst * (int(a.max()) + 1) + a, return_counts=True)
+        same = np.bincount(key // (int(a.max()) + 1), counts * (counts - 1.0), len(m))
+    else:                     # vectors: 1 - mean cosine similarity of the pairs
+        v = attribute[lists.order[top]]
+        v = v / np.linalg.norm(v, axis=1, keepdims=True)
+        s = np.add.reduceat(v, np.r_[0, np.cumsum(m)[:-1]].astype(np.int64))   # top rows stay grouped by list
+        same = (s * s).sum(1) - m            # sum of cosines over ordered pairs i != j
+    ok = m >= 2
+    if not ok.any(): return float("nan")
+    return float(np.mean(1 - same[ok] / (m[ok] * (m[ok] - 1))))
+
+# %% ../nbs/06_evaluate.ipynb #95e589fa
+def diversity_at_k(attribute, # per row: a category (1-D) or an item vector (2-D, one row per row)
+                   p, # scores
+                   lists, # list id of each row (user, session or request)
+                   k:int=10, # length of the shown list
+                   name:str="rows", # what the rows are, for error messages
+                  ) -> float:
+    "Intra-list diversity of the top-k lists: share of pairs from different categories, or 1 - mean cosine of item vectors."
+    _check_k(k, "diversity_at_k")
+    p = np.asarray(p, np.float64); attribute = np.asarray(attribute)
+    if attribute.ndim == 2:
+        if len(attribute) != len(p): raise ValueError(f"{name}: item vectors have {len(attribute)} rows for {len(p)} scores")
+        if not (np.linalg.norm(attribute, axis=1) > 0).all(): raise ValueError(f"{name}: every item vector needs a non-zero length")
+        attr = attribute.astype(np.float64)
+    else: attr = _group_codes(attribute, len(p), name, "attribute")
+    value = _diversity(_Lists(_group_codes(lists, len(p), name, "list"), p), attr, k)
+    if np.isnan(value): raise ValueError(f"diversity@{k} is undefined for {name}: no list has two items")
+    return value
+
+# %% ../nbs/06_evaluate.ipynb #a4e8563f
+def _undefined(fn, strict):
+    "fn(), or NaN when it raises a ValueError about an undefined metric and strict is False."
+    try: return fn()
+    except ValueError as e:
+        if strict or "undefined" not in str(e): raise
+        return float("nan")
+
+# %% ../nbs/06_evaluate.ipynb #2c1a8a5d
+def offline_metrics(y, # 0/1 labels
+                    p, # click probabilities
+                    user=None, # user id of each row: adds gauc
+                    item=None, # item id of each row: adds coverage_at_k
+                    lists=None, # list id of each row for the top-k metrics; default `user`
+                    attribute=None, # item category (1-D) or item vectors (2-D) of each row: adds diversity_at_k
+                    k:int=10, # list length of the top-k metrics
+                    bins:int=10, # bins of the expected calibration error
+                    catalog:int|None=None, # catalog size for coverage; default the distinct items in `item`
+                    strict:bool=True, # False: metrics undefined on these rows are NaN instead of errors
+                    name:str="labels", # what the rows are, for error messages
+                   ) -> dict:
+    "AUC, GAUC, log loss, calibration and top-k list metrics of one set of rows, as a flat dict of floats."
+    y, p = _check_labels_scores(y, p, name)
+    _check_k(k, "offline_metrics")
+    out = {"auc": _undefined(lambda: auc(y, p, name=name), strict), "logloss": logloss(y, p, name=name), "rows": int(len(y)),
+           "ctr": float(y.mean()), "mean_score": float(p.mean()), "ece": expected_calibration_error(y, p, bins, name=name),
+           "calibration_ratio": _undefined(lambda: calibration_ratio(y, p, name=name), strict)}
+    user_lists = None
+    if user is not None:
+        user_lists = _Lists(_group_codes(user, len(y), name, "user"), p)
+        g = _undefined(lambda: _gauc(user_lists, y, "impressions", name), strict)
+        out["gauc"], out["gauc_users"] = (g, 0) if isinstance(g, float) else g
+    lists = user if lists is None else lists
+    if lists is not None:
+        ls = user_lists if lists is user and user_lists is not None else _Lists(_group_codes(lists, len(y), name, "list"), p)
+        value, used = _ndcg(ls, y, k)
+        if used == 0 and strict: raise ValueError(f"NDCG@{k} is undefined for {name}: no list has a click")
+        out[f"ndcg_at_{k}"] = value
+        if item is not None:
+            items = _group_codes(item, len(y), name, "item")
+            out[f"coverage_at_{k}"] = _coverage(ls, items, k, catalog or int(items.max()) + 1)
+        if attribute is not None:
+            attribute = np.asarray(attribute)
+            attr = attribute.astype(np.float64) if attribute.ndim == 2 else _group_codes(attribute, len(y), name, "attribute")
+            out[f"diversity_at_{k}"] = _diversity(ls, attr, k)
+    elif item is not None or attribute is not None:
+        raise ValueError(f"offline_metrics: top-k metrics of {name} need `lists` (or `user`) to know what a list is")
+    return out
+
+# %% ../nbs/06_evaluate.ipynb #17e926b7
+def _slice_name(column:str, value) -> str:
+    "`column.value` with characters MLflow refuses in metric names replaced by '_'."
+    return re.sub(r"[^A-Za-z0-9_.\- ]", "_", f"{column}.{value}")
+
+# %% ../nbs/06_evaluate.ipynb #adef495d
+def slice_masks(table:pd.DataFrame, # a features table with a `split` column
+                split:str="test", # the rows to slice
+                reference:str="train", # the split that defines new/returning users and cold/warm items
+                user:str|None="user_id", # user id column (None: no user slices)
+                item:str|None="item_id", # item id column (None: no item slices)
+                by:list[str]|tuple=(), # further columns: one slice per value
+               ) -> dict[str, np.ndarray]:
+    "Boolean masks over the rows of `split`: new/returning users, cold/warm items and one per value of each `by` column."
+    rows, ref = rows_of_split(table, split), rows_of_split(table, reference)
+    out = {}
+    for col, seen, unseen in ((user, "returning_users", "new_users"), (item, "warm_items", "cold_items")):
+        if col is None: continue
+        if col not in table.columns: raise ValueError(f"slice_masks: the table has no column {col!r}; pass {'user' if col == user else 'item'}=None or the right name")
+        known = rows[col].isin(ref[col].unique()).to_numpy()
+        out[unseen], out[seen] = ~known, known
+    for col in by:
+        if col not in table.columns: raise ValueError(f"slice_masks: cannot slice by {col!r}, the table has no such column; it has {list(table.columns)}")
+        values = rows[col]
+        for v in sorted(values.dropna().unique().tolist()): out[_slice_name(col, v)] = (values == v).to_numpy()
+        if values.isna().any(): out[_slice_name(col, "missing")] = values.isna().to_numpy()
+    return out
+
+# %% ../nbs/06_evaluate.ipynb #b83ab9ac
+def sliced_metrics(y, # 0/1 labels
+                   p, # click probabilities
+                   slices:dict, # slice name -> boolean mask over the rows (e.g. from `slice_masks`)
+                   min_rows:int=1, # slices with fewer rows are left out
+                   **kwargs, # per-row arrays and settings of `offline_metrics` (user, item, lists, attribute, k, bins)
+                  ) -> pd.DataFrame:
+    "`offline_metrics` of all rows (`all`) and of every slice, one row each; undefined metrics are NaN."
+    y, p = _check_labels_scores(y, p, "sliced_metrics")
+    per_row = {k: v for k, v in kwargs.items() if k in ("user", "item", "lists", "attribute") and v is not None}
+    settings = {k: v for k, v in kwargs.items() if k not in per_row}
+    per_row = {k: np.asarray(v) for k, v in per_row.items()}
+    rows = {"all": offline_metrics(y, p, **per_row, **settings, name="all rows")}
+    for name, mask in slices.items():
+        mask = np.asarray(mask, bool)
+        if mask.shape != y.shape: raise ValueError(f"sliced_metrics: slice {name!r} has {mask.shape} entries for {len(y)} rows")
+        if mask.sum() < max(min_rows, 1): continue
+        rows[name] = offline_metrics(y[mask], p[mask], **{k: v[mask] for k, v in per_row.items()}, **settings, strict=False, name=f"slice {name!r}")
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+# %% ../nbs/06_evaluate.ipynb #9c17b38e
+def flat_metrics(table:pd.DataFrame, # the output of `sliced_metrics`
+                ) -> dict:
+    "Overall metrics under their names, slice metrics as `metric/slice`; NaN left out."
+    out = {k: float(v) for k, v in table.loc["all"].items() if pd.notna(v)}
+    for name, row in table.drop(index="all").iterrows():
+        out |= {f"{k}/{name}": float(v) for k, v in row.items() if pd.notna(v)}
+    return out
+
+# %% ../nbs/06_evaluate.ipynb #9d04770f
+def plot_slices(table:pd.DataFrame, # the output of `sliced_metrics`
+                metrics:tuple=("auc", "gauc", "ece"), # columns to draw, one panel each
+                title:str="", # figure title
+               ):
+    "One dot per slice and metric, drawn from the overall value (dashed); returns the Figure."
+    metrics = [m for m in metrics if m in table.columns]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 0.35 * len(table) + 1.2), sharey=True, squeeze=False)
+    names = [n for n in table.index if n != "all"][::-1]
+    for ax, m in zip(axes[0], metrics):
+        overall = table.loc["all", m]
+        ax.hlines(names, overall, table.loc[names, m], color="tab:blue", alpha=0.5)
+        ax.plot(table.loc[names, m], names, "o", color="tab:blue")
+        ax.axvline(overall, ls="--", color="grey", label=f"all {overall:.3g}")
+        ax.set_title(m); ax.legend(loc="best", fontsize=8)
+    if title: fig.suptitle(title)
+    fig.tight_layout(); plt.close(fig)
+    return fig
+
+# %% ../nbs/06_evaluate.ipynb #4bb88e75
+@dataclass
+class OfflineEvaluation:
+    "Scored rows of one split and their offline metrics, overall (`all`) and per slice."
+    scored:pd.DataFrame # label, score and the id columns of every scored row
+    table:pd.DataFrame # `sliced_metrics`: one row per slice
+    k:int # list length of the top-k metrics
+
+    @property
+    def overall(self) -> dict: return {k: float(v) for k, v in self.table.loc["all"].items() if pd.notna(v)}
+    def metrics(self) -> dict: return flat_metrics(self.table)
+    def plot(self, metrics:tuple=("auc", "gauc", "ece", "calibration_ratio")): return plot_slices(self.table, metrics, title=f"{self.overall['rows']:.0f} rows")
+
+# %% ../nbs/06_evaluate.ipynb #68f38f10
+def evaluate_offline(model:str|Path|CTRModel, # a saved model directory, or a loaded model
+                     table:str|Path|pd.DataFrame, # the features table (table.parquet) or its path
+                     spec:str|Path|dict, # the features spec (spec.json) or its path
+                     split:str="test", # which split to evaluate on
+                     by:list[str]|tuple=(), # columns to slice by, besides new/returning users and cold/warm items
+                     k:int=10, # list length of the top-k metrics
+                     lists:str|None=None, # column holding the list id; default the spec's user column
+                     attribute:str|None="category", # item column for diversity (skipped when absent)
+                    ) -> OfflineEvaluation:
+    "Every offline metric of a saved model on one split, overall and per slice."
+    model = model if isinstance(model, CTRModel) else load_model(model)
+    table, spec = read_features(table, spec)
+    user, item = spec.get("user", "user_id"), spec.get("item", "item_id")
+    user = user if user in table.columns else None; item = item if item in table.columns else None
+    lists = lists or user
+    if lists is not None and lists not in table.columns: raise ValueError(f"evaluate_offline: lists column {lists!r} is not in the features table")
+    scored = predict_split(model, table, spec, split)
+    rows = rows_of_split(table, split)
+    ids = {c: rows[c].to_numpy() for c in dict.fromkeys([user, item, lists, attribute]) if c is not None and c in rows.columns}
+    for c, v in ids.items(): scored[c] = v
+    masks = slice_masks(table, split, user=user, item=item, by=by)
+    where = f"split {split!r}"
+    kw = dict(user=ids.get(user), item=ids.get(item), lists=ids.get(lists), attribute=ids.get(attribute), k=k)
+    offline_metrics(scored["label"], scored["score"], **kw, name=where)   # overall metrics must be defined: say so here
+    return OfflineEvaluation(scored, sliced_metrics(scored["label"], scored["score"], masks, **kw), k)
