@@ -1,16 +1,19 @@
 """Feature-store figures: `python bench/bench_features.py [--events N] [--rows N] [--keys K] [--online N] [--repeats R] [--only pit|online]`.
 
 (a) `point_in_time_join` on N events x N feature rows over K keys, side by side in one run, interleaved: loopkit's default
-    engine (numpy: one sort of packed int64 keys), pandas `merge_asof` on the same in-memory data, and loopkit's DuckDB engine
-    (ASOF JOIN, the reference), one warm-up round then R timed rounds. All get events in time order (as event logs are stored) and the feature rows in arbitrary
-    order (pandas must sort them, which is part of its work). Rows are asserted equal (numpy = pandas = DuckDB). Cases: integer
-    keys with and without a TTL, string keys (HMAC tokens such as 'u_3f9a...', what ingest now writes), and `created_ts`
-    (back-fill safe; pandas has no equivalent).
+    engine (numba: one sort of the table's packed int64 keys, then a compiled merge pass), the same given the pandas DataFrames
+    (Arrow conversion counted), pandas `merge_asof` on the same in-memory data, and loopkit's DuckDB engine (ASOF JOIN, the
+    reference), one warm-up round then R timed rounds. Each call is timed whole: key encoding, sorting, output assembly. All get
+    events in time order (as event logs are stored) and the feature rows in arbitrary order (pandas must sort them, which is
+    part of its work). Rows are asserted equal (numba = pandas = DuckDB). Cases: integer keys with and without a TTL, string keys
+    (HMAC tokens such as 'u_3f9a...', what ingest now writes), and `created_ts` (back-fill safe; pandas has no equivalent).
+    Then the JIT cost: the first call in a fresh process with an empty numba cache (compiles) and with the cache filled.
 (b) Online features (`OnlineFeatures` with `default_features()`, in-process `DictStore`): events/s of ingest alone and of
-    lookup+ingest (replay), on one core (pure Python, single thread), and the latency of one full-vector lookup (p50/p99).
+    lookup+ingest (replay), on one core (pure Python, single thread), the latency of one full-vector lookup (p50/p99), and
+    of scoring one user x 100 candidate items: `lookup_many` against a loop of 100 `lookup` calls (p50/p99).
 Prints markdown tables.
 """
-import argparse, gc, os, platform, statistics, time
+import argparse, gc, os, platform, statistics, subprocess, sys, tempfile, time
 import numpy as np, pandas as pd, pyarrow as pa
 from loopkit.features import point_in_time_join, OnlineFeatures, default_features
 from loopkit.data import synth_events
@@ -48,26 +51,57 @@ def bench_pit(n_events, n_rows, n_keys, repeats):
     rows, cpu = [], []
     for name, e, f, ttl, created in cases:
         e_a, f_a = arrow(e), arrow(f if created else f.drop(columns="written"))
-        fast, duck, pand = [], [], []
-        for i in range(repeats + 1):  # interleaved, so a busy neighbour slows all three alike; round 0 warms up (not timed)
-            if i == 1: fast, duck, pand = [], [], []
+        f_df = f if created else f.drop(columns="written")
+        fast, from_pd, duck, pand = [], [], [], []
+        for i in range(repeats + 1):  # interleaved, so a busy neighbour slows all alike; round 0 warms up (not timed)
+            if i == 1: fast, from_pd, duck, pand = [], [], [], []
             t, got = timed(lambda: point_in_time_join(e_a, f_a, "user_id", feature_ts="fts", ttl=ttl, created_ts=created)); fast.append(t)
+            t, got_pd = timed(lambda: point_in_time_join(e, f_df, "user_id", feature_ts="fts", ttl=ttl, created_ts=created)); from_pd.append(t)
             if created is None: t, want = timed(lambda: run_pandas(e, f, ttl)); pand.append(t)
             t, ref = timed(lambda: point_in_time_join(e_a, f_a, "user_id", feature_ts="fts", ttl=ttl, created_ts=created, engine="duckdb")); duck.append(t)
-        pd.testing.assert_frame_equal(got.to_pandas(), ref.to_pandas(), check_dtype=False)  # numpy engine = DuckDB engine
+        pd.testing.assert_frame_equal(got.to_pandas(), ref.to_pandas(), check_dtype=False)  # numba engine = DuckDB engine
+        assert got_pd.equals(got)
         if created is None:
             pd.testing.assert_frame_equal(got.to_pandas().reset_index(drop=True), want.reset_index(drop=True), check_dtype=False)
         med = lambda ts, i: statistics.median(t[i] for t in ts) if ts else None
-        rows.append((name, med(fast, 0), med(pand, 0), med(duck, 0)))
-        cpu.append((name, med(fast, 1), med(pand, 1), med(duck, 1)))
+        rows.append((name, med(fast, 0), med(from_pd, 0), med(pand, 0), med(duck, 0)))
+        cpu.append((name, med(fast, 1), med(from_pd, 1), med(pand, 1), med(duck, 1)))
     for what, table in (("wall", rows), ("CPU (process time, all threads: steadier than wall on a shared machine)", cpu)):
         print(f"\n### point_in_time_join, {what}: {n_events:,} events x {len(ft):,} feature rows, {n_keys:,} keys "
               f"(median of {repeats} after one warm-up round, interleaved)\n")
-        print("| join | loopkit default (numpy) s | pandas merge_asof s | loopkit engine='duckdb' s | default vs pandas | default vs duckdb | rows equal |")
-        print("|---|---:|---:|---:|---:|---:|---|")
-        for name, f, p, d in table:
-            print(f"| {name} | {f:.3f} | {'n/a' if p is None else f'{p:.3f}'} | {d:.3f} | {'' if p is None else f'{p / f:.1f}x'} | "
-                  f"{d / f:.1f}x | yes{'' if p is None else ' (all three)'} |")
+        print("| join | loopkit default (numba), Arrow in s | same, pandas in s | pandas merge_asof s | loopkit engine='duckdb' s "
+              "| default vs pandas | default (pandas in) vs pandas | default vs duckdb | rows equal |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        for name, f, fp, p, d in table:
+            print(f"| {name} | {f:.3f} | {fp:.3f} | {'n/a' if p is None else f'{p:.3f}'} | {d:.3f} | {'' if p is None else f'{p / f:.1f}x'} | "
+                  f"{'' if p is None else f'{p / fp:.1f}x'} | {d / f:.1f}x | yes{'' if p is None else ' (all engines)'} |")
+    bench_jit()
+
+
+JIT_PROBE = '''
+import time; t0 = time.perf_counter()
+import pyarrow as pa
+from loopkit.features import point_in_time_join
+t1 = time.perf_counter()
+ev = pa.table({"user_id": [1, 2], "ts": [5, 9]}); ft = pa.table({"user_id": [1, 2], "fts": [4, 9], "w": [4, 9], "v": [0.1, 0.2]})
+t2 = time.perf_counter(); point_in_time_join(ev, ft.drop_columns(["w"]), "user_id", feature_ts="fts"); t3 = time.perf_counter()
+point_in_time_join(ev, ft, "user_id", feature_ts="fts", created_ts="w"); t4 = time.perf_counter()
+point_in_time_join(ev, ft.drop_columns(["w"]), "user_id", feature_ts="fts"); t5 = time.perf_counter()
+print(t1 - t0, t3 - t2, t4 - t3, t5 - t4)
+'''
+
+
+def bench_jit():
+    "First calls of the compiled engine in fresh processes: numba cache empty (compiles), then filled (loads)."
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        got = [list(map(float, subprocess.run([sys.executable, "-c", JIT_PROBE], env=env, capture_output=True, text=True, check=True).stdout.split()))
+               for _ in range(2)]
+    print("\n### point_in_time_join, JIT cost in a fresh process (tiny input; s)\n")
+    print("| numba cache | import loopkit.features | first join | first join with created_ts | a later join |")
+    print("|---|---:|---:|---:|---:|")
+    for what, (imp, first, created, later) in zip(("empty (compiles)", "filled (loads)"), got):
+        print(f"| {what} | {imp:.2f} | {first:.3f} | {created:.3f} | {later:.5f} |")
 
 
 def bench_online(n_events, n_lookups=20_000):

@@ -6,9 +6,12 @@ Docs: https://loopkit.github.io/loopkit/features.html.md"""
 
 # %% ../nbs/03_features.ipynb #3422ffaf
 from __future__ import annotations
+import functools
 import hashlib
+import inspect
 import json
 import math
+import textwrap
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fastcore.basics import basic_repr
+from numba import njit
 from .quality import events_view
 
 # %% auto #0
@@ -198,6 +202,16 @@ class PriorMean(_Aggregate):
     __repr__ = basic_repr("entity,column,window")
 
 # %% ../nbs/03_features.ipynb #4a1ed46a
+@functools.lru_cache(maxsize=1024)
+def _ctr_part_names(entity, label, window) -> tuple:
+    return tuple(p.name for p in PriorCTR(entity, label, window=window).parts())
+
+def _part_names(f) -> tuple:
+    "Names of a rate's parts, computed once per (entity, label, window): `combine` runs for every row of every lookup."
+    entity = tuple(f.entity) if isinstance(f.entity, list) else f.entity
+    try: return _ctr_part_names(entity, f.label, f.window)
+    except TypeError: return tuple(p.name for p in f.parts())  # an unhashable window: no cache
+
 class PriorCTR:
     "Smoothed click-through rate of an entity over its events strictly before each event's timestamp."
     kind = "numeric"
@@ -231,7 +245,7 @@ class PriorCTR:
 
     def combine(self, values:dict, row:dict):
         "The smoothed rate from the values of `parts()`."
-        clicks, shown, all_clicks, all_shown = (values[p.name] for p in self.parts())
+        clicks, shown, all_clicks, all_shown = (values[n] for n in _part_names(self))
         p0 = all_clicks / all_shown if all_shown else 0
         return (clicks + float(self.strength) * p0) / (shown + float(self.strength))
 
@@ -577,20 +591,28 @@ def _times(a:pa.ChunkedArray, b:pa.ChunkedArray):
     except (pa.ArrowInvalid, OverflowError): return None  # uint64 beyond int64
 
 def _codes(a:pa.ChunkedArray, b:pa.ChunkedArray):
-    "Joint codes >= 0 of one key column in events and table, -1 where null; None when only the DuckDB engine takes the types."
+    "Codes >= 0 of one key column in events and table, equal exactly when the keys are, -1 where null (or, in the events, absent from the table); None: DuckDB engine."
     if pa.types.is_integer(a.type) and pa.types.is_integer(b.type):
         try: (va, ma), (vb, mb) = _int64(a), _int64(b)
         except (pa.ArrowInvalid, OverflowError): return None
-        codes = np.concatenate([va, vb])
-        if len(codes) and int(codes.max()) - int(codes.min()) <= 4 * len(codes): codes -= codes.min()  # dense ids are their own codes
-        else: codes = pd.factorize(codes)[0].astype(np.int64)
-        if not (ma.all() and mb.all()): codes[~np.concatenate([ma, mb])] = -1
-    else:
-        if any(f(a.type) for f in _STRINGS) and any(f(b.type) for f in _STRINGS): a, b = a.cast(pa.large_string()), b.cast(pa.large_string())
-        elif a.type != b.type: return None
-        both = pa.chunked_array(a.chunks + b.chunks, a.type).combine_chunks()
-        codes = pc.fill_null(pc.dictionary_encode(both).indices.cast(pa.int64()), -1).to_numpy(zero_copy_only=False).copy()
-    return codes[:len(a)], codes[len(a):]
+        big = np.iinfo(np.int64)
+        lo, hi = min(va.min(initial=big.max), vb.min(initial=big.max)), max(va.max(initial=big.min), vb.max(initial=big.min))
+        if len(va) + len(vb) and int(hi) - int(lo) <= len(va) + len(vb): ca, cb = va - lo, vb - lo  # dense ids are their own codes
+        else:
+            codes = pd.factorize(np.concatenate([va, vb]))[0].astype(np.int64)
+            ca, cb = codes[:len(va)], codes[len(va):]
+        if not ma.all(): ca[~ma] = -1
+        if not mb.all(): cb[~mb] = -1
+        return ca, cb
+    if any(f(a.type) for f in _STRINGS) and any(f(b.type) for f in _STRINGS) and a.type != b.type:
+        a, b = a.cast(pa.large_string()), b.cast(pa.large_string())
+    elif a.type != b.type: return None
+    try:  # the table's distinct keys are the codes; an event key not among them never matches
+        table_keys = pc.dictionary_encode(b.combine_chunks())
+        cb = pc.fill_null(table_keys.indices.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
+        ca = pc.fill_null(pc.index_in(a, value_set=table_keys.dictionary).cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError): return None
+    return ca, cb
 
 def _key_codes(ev:pa.Table, ft:pa.Table, keys:list[str]):
     "Codes of the key tuples of events and table, equal exactly when every key is equal, -1 when one is null; None: DuckDB engine."
@@ -603,74 +625,87 @@ def _key_codes(ev:pa.Table, ft:pa.Table, keys:list[str]):
         valid = (codes >= 0) & (one >= 0)
         codes = np.where(valid, codes * (int(one.max(initial=0)) + 1) + one, -1)
         codes[valid] = pd.factorize(codes[valid])[0]  # renumber densely: no overflow however many key columns
-    return codes[:ev.num_rows], codes[ev.num_rows:]
-
+    return (codes[:ev.num_rows], codes[ev.num_rows:]) if len(keys) > 1 else got
 
 # %% ../nbs/03_features.ipynb #c47180d2
 def _bits(x) -> int: return max(int(x).bit_length(), 1)
 
-def _lex_order(*cols:np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    "Row order sorting non-negative int64 columns lexicographically, and a bool per adjacent pair in that order: all columns equal."
+def _by_time(ts:np.ndarray, code:np.ndarray|None=None) -> tuple[np.ndarray, np.ndarray, np.ndarray|None]:
+    "Row numbers in time order, the times and (given) the key codes in that order: one `np.sort` of packed `time | code | row` when it fits in an int64."
+    n = len(ts)
+    if not n: return np.empty(0, np.int64), ts, code
+    lo = int(ts.min())
+    code_bits, row_bits = (0 if code is None else _bits(code.max())), _bits(n)
+    ts_shift = code_bits + row_bits
+    if _bits(int(ts.max()) - lo) + ts_shift <= 63:
+        p = ts - lo; p <<= ts_shift
+        if code is not None: p |= code << row_bits
+        p |= np.arange(n)
+        p.sort()  # a plain int64 sort, several times faster than an argsort of the same keys
+        rows = p & ((1 << row_bits) - 1)
+        codes = None if code is None else (p >> row_bits) & ((1 << code_bits) - 1)
+        p >>= ts_shift; p += lo
+        return rows, p, codes
+    rows = np.argsort(ts)  # times too spread to pack: an argsort (ties in any order: tied rows are refused as ambiguous or equal in rank)
+    return rows, ts[rows], None if code is None else code[rows]
+
+def _first_duplicate(*cols:np.ndarray) -> int|None:
+    "A row whose values in all of the non-negative int64 `cols` equal another row's, or None."
     bits = [_bits(c.max(initial=0)) for c in cols]
-    if sum(bits) <= 63:  # pack into one int64 key: one argsort
+    if sum(bits) <= 63:
         key = np.zeros(len(cols[0]), np.int64)
-        for c, b in zip(cols, bits): key = (key << b) | c
-        order = np.argsort(key)  # keys equal only on ambiguous rows, which are refused: no need for a stable sort
-        ks = key[order]
-        return order, ks[1:] == ks[:-1]
+        for c, b in zip(cols, bits): key <<= b; key |= c
+        s = np.sort(key)
+        at = np.flatnonzero(s[1:] == s[:-1])
+        return int(np.argmax(key == s[at[0]])) if len(at) else None
     order = np.lexsort(cols[::-1])
     same = np.ones(max(len(order) - 1, 0), bool)
     for c in cols: cs = c[order]; same &= cs[1:] == cs[:-1]
-    return order, same
+    return int(order[np.argmax(same)]) if same.any() else None
 
-def _asof_sorted(t_code:np.ndarray, t_ts:np.ndarray, e_code:np.ndarray, e_ts:np.ndarray, ages:bool=False):
-    "Table rows and events in (code, time) order, the table's sort keys, per event the position of its as-of row in the table's order and whether there is one, and (`ages`) its age."
-    n_t, n_e = len(t_code), len(e_code)
-    lo = min(t_ts.min(), e_ts.min())
-    code_bits, ts_bits, idx_bits = _bits(max(t_code.max(), e_code.max())), _bits(max(t_ts.max(), e_ts.max()) - lo), _bits(max(n_t, n_e))
-    exact = code_bits + ts_bits + 1 + idx_bits <= 63  # the keys hold the times themselves, so key differences are ages
-    if not exact:  # times too spread to pack with row numbers: their ranks sort the same
-        ranks = np.unique(np.concatenate([t_ts, e_ts]), return_inverse=True)[1].reshape(-1)
-        t_ts, e_ts, ts_bits, lo = ranks[:n_t], ranks[n_t:], _bits(ranks.max()), 0
-    numbers = np.arange(max(n_t, n_e) + 1)
-    if code_bits + ts_bits + 1 + idx_bits <= 63:
-        # One np.sort of packed int64 (code | time | 0 table, 1 event | row number): a table row sorts before an event at the same
-        # time (a row stamped t is visible at t), and the row numbers ride along, so no argsort is needed.
-        low, s = (1 << idx_bits) - 1, np.empty(n_t + n_e, np.int64)
-        for part, code, ts, side in ((s[:n_t], t_code, t_ts, 0), (s[n_t:], e_code, e_ts, 1)):  # in place: no temporaries
-            np.left_shift(code, ts_bits, out=part); part += ts; part -= lo; part <<= 1; part += side; part <<= idx_bits; part += numbers[:len(code)]
-        s.sort()
-        is_ev = (s & (1 << idx_bits)).astype(bool)
-        e_at = np.flatnonzero(is_ev)  # positions, not boolean masks: compressing by a random mask is ten times slower
-        t_key, e_key = s[np.flatnonzero(~is_ev)], s[e_at]
-        del s
-        t_order, e_rows = t_key & low, e_key & low
-        t_key >>= 1 + idx_bits; e_key >>= 1 + idx_bits
-    else:  # beyond about 2**20 keys x 2**20 distinct times x 2**20 rows: an argsort of the same key without row numbers
-        key = np.concatenate([(t_code << (ts_bits + 1)) | ((t_ts - lo) << 1), (e_code << (ts_bits + 1)) | ((e_ts - lo) << 1) | 1])
-        order = np.argsort(key, kind="stable")
-        is_ev = order >= n_t
-        e_at = np.flatnonzero(is_ev)
-        t_order, e_rows = order[np.flatnonzero(~is_ev)], order[e_at] - n_t
-        t_key, e_key = key[t_order] >> 1, key[e_rows + n_t] >> 1
-    cand = e_at; cand -= numbers[1:n_e + 1]  # table rows sorted before each event, minus one: the candidate's position
-    first = int(np.searchsorted(cand, 0))  # cand only grows; before `first` no table row precedes
-    cand[:first] = 0
-    got_key = t_key[cand]
-    age = (e_key - got_key) if ages and exact else None
-    np.bitwise_xor(got_key, e_key, out=got_key)
-    found = got_key < (1 << ts_bits)  # the candidate has the event's code: the bits above the time agree
-    found[:first] = False
-    return t_order, t_key, e_rows, cand, found, age
+@njit(cache=True)
+def _is_sorted(a):
+    "True when `a` never decreases."
+    for i in range(1, len(a)):
+        if a[i] < a[i - 1]: return False
+    return True
 
+@njit(cache=True)
+def _asof_stream(s_ts, s_code, s_row, f_ts, c_ts, e_ts, e_code, e_order, n_keys, ttl):
+    "Walk the table rows (by the time they become visible) and the events (by time) together, keeping per key the best row visible so far; per event the row it gets (-1: none) and a row tied with another (-1: none)."
+    backfill = len(c_ts) > 0  # rows carry (feature_ts, created_ts): the newest feature_ts wins, then the newest created_ts
+    best = np.full(n_keys, -1, np.int64)
+    best_f = np.zeros(n_keys, np.int64)
+    best_c = np.zeros(n_keys, np.int64)
+    out = np.empty(len(e_ts), np.int64)
+    n_t, n_e, j, tie = len(s_ts), len(e_ts), 0, -1
+    for q in range(n_e + 1):  # the last round (q == n_e) applies the remaining rows, so every tie is seen
+        i = (e_order[q] if len(e_order) else q) if q < n_e else 0
+        t = e_ts[i] if q < n_e else np.iinfo(np.int64).max
+        while j < n_t and s_ts[j] <= t:  # rows visible at t: stamped at or before it
+            k, r = s_code[j], s_row[j]
+            f = f_ts[r] if backfill else s_ts[j]
+            c = c_ts[r] if backfill else 0
+            if best[k] < 0 or f > best_f[k] or (f == best_f[k] and c > best_c[k]):
+                best[k], best_f[k], best_c[k] = r, f, c
+            elif f == best_f[k] and c == best_c[k] and tie < 0: tie = r
+            j += 1
+        if q == n_e: break
+        k = e_code[i]
+        r = best[k] if 0 <= k < n_keys else -1
+        if r >= 0 and ttl >= 0 and t - best_f[k] > ttl: r = -1  # too old counts as missing
+        out[i] = r
+    return out, tie
 
 # %% ../nbs/03_features.ipynb #d3145512
-def _pit_numpy(ev:pa.Table, ft:pa.Table, keys:list[str], event_ts:str, feature_ts:str, ttl_seconds, created_ts) -> np.ndarray|None:
+def _pit_numba(ev:pa.Table, ft:pa.Table, keys:list[str], event_ts:str, feature_ts:str, ttl_seconds, created_ts) -> np.ndarray|None:
     "Per event, the row of `ft` it gets (-1: none), or None when the column types need the DuckDB engine."
     codes, times = _key_codes(ev, ft, keys), _times(ev[event_ts], ft[feature_ts])
     if codes is None or times is None: return None
     (e_code, t_code), ((e_ts, e_ok), (t_ts, t_ok), per_second) = codes, times
     ident = keys + [feature_ts] + ([created_ts] if created_ts else [])
+    row_values = lambda i: list(ft.slice(int(i), 1).select(ident).to_pylist()[0].values())
+    c_ts = None
     if created_ts is not None:
         got = _times(ev[event_ts], ft[created_ts])
         if got is None or got[2] != per_second: return None
@@ -681,41 +716,22 @@ def _pit_numpy(ev:pa.Table, ft:pa.Table, keys:list[str], event_ts:str, feature_t
         nulls = ft.filter(pa.array(~t_ok)).select(ident).to_pandas()
         if created_ts: nulls[created_ts] = nulls[created_ts].fillna(nulls[feature_ts])
         if nulls.duplicated().any(): _ambiguous(ident, nulls[nulls.duplicated()].iloc[0].tolist())
-    all_t, e_ok = bool(t_ok.all()), e_ok & (e_code >= 0)
-    all_e = bool(e_ok.all())
-    t_rows, e_rows = (None if all_t else np.flatnonzero(t_ok)), (None if all_e else np.flatnonzero(e_ok))
-    tc, tt = (t_code, t_ts) if all_t else (t_code[t_rows], t_ts[t_rows])
-    ec, et = (e_code, e_ts) if all_e else (e_code[e_rows], e_ts[e_rows])
-    if not len(tc) or not len(ec): return np.full(ev.num_rows, -1, np.int64)
-    if created_ts is None:
-        t_order, t_key, e_order, cand, found, age = _asof_sorted(tc, tt, ec, et, ages=ttl_seconds is not None)
-        dup = np.flatnonzero(t_key[1:] == t_key[:-1])
-        if len(dup): _ambiguous(ident, list(ft.slice(int(t_order[dup[0]] if all_t else t_rows[t_order[dup[0]]]), 1).select(ident).to_pylist()[0].values()))
-        got = t_order[cand]  # cand grows along the events: a near-sequential gather
-    else:
-        ct = c_ts if all_t else c_ts[t_rows]
-        t_order, _, e_order, cand, found, age = _asof_sorted(tc, np.maximum(tt, ct), ec, et)  # a row is visible from max(feature_ts, created_ts)
-        lo = min(tt.min(), ct.min())
-        by_age, same = _lex_order(tc, tt - lo, ct - lo)  # per key: newest feature_ts, then newest created_ts
-        if same.any():
-            i = int(by_age[np.argmax(same)])
-            _ambiguous(ident, list(ft.slice(i if all_t else int(t_rows[i]), 1).select(ident).to_pylist()[0].values()))
-        rank = np.empty(len(tc), np.int64); rank[by_age] = np.arange(len(tc))
-        # ranks grow with the key code, so a running max in visibility order is the best row visible so far, per key
-        got = by_age[np.maximum.accumulate(rank[t_order])[cand]]
-    if ttl_seconds is not None:  # too old counts as missing
-        if age is None: age = et[e_order] - tt[got]
-        found &= age <= ttl_seconds * per_second
-    if not all_t: got = t_rows[got]
-    np.copyto(got, -1, where=~found)
-    if all_e:
-        rows = np.empty(ev.num_rows, np.int64)
-        rows[e_order] = got
-    else:
-        rows = np.full(ev.num_rows, -1, np.int64)
-        rows[e_rows[e_order]] = got
+    t_rows = None if t_ok.all() else np.flatnonzero(t_ok)
+    tc, tt, ct = (t_code, t_ts, c_ts) if t_rows is None else (t_code[t_rows], t_ts[t_rows], None if c_ts is None else c_ts[t_rows])
+    if not e_ok.all(): e_code = np.where(e_ok, e_code, -1)
+    if not len(tc): return np.full(ev.num_rows, -1, np.int64)
+    if ct is not None:
+        lo = min(int(tt.min()), int(ct.min()))
+        dup = _first_duplicate(tc, tt - lo, ct - lo)
+        if dup is not None: _ambiguous(ident, row_values(dup if t_rows is None else t_rows[dup]))
+    s_row, s_ts, s_code = _by_time(tt if ct is None else np.maximum(tt, ct), tc)  # a row is visible from max(feature_ts, created_ts)
+    e_order = np.empty(0, np.int64) if _is_sorted(e_ts) else _by_time(e_ts)[0]  # event logs are usually in time order already
+    none = np.empty(0, np.int64)
+    rows, tie = _asof_stream(s_ts, s_code, s_row, none if ct is None else tt, none if ct is None else ct, e_ts, e_code, e_order,
+                             int(tc.max()) + 1, -1.0 if ttl_seconds is None else float(ttl_seconds) * per_second)
+    if tie >= 0: _ambiguous(ident, row_values(tie if t_rows is None else t_rows[tie]))
+    if t_rows is not None: rows = np.where(rows >= 0, t_rows[np.maximum(rows, 0)], -1)
     return rows
-
 
 # %% ../nbs/03_features.ipynb #d39b2a58
 def point_in_time_join(events, # events: parquet path, pyarrow Table or pandas DataFrame
@@ -725,21 +741,24 @@ def point_in_time_join(events, # events: parquet path, pyarrow Table or pandas D
                        feature_ts:str="ts", # the snapshot rows' time column (the time the values describe)
                        ttl=None, # rows older than this (seconds or timedelta) count as missing; None = any age
                        created_ts:str|None=None, # when each row was written; rows are invisible before it (back-fills)
-                       engine:str="numpy", # 'numpy' (sorted as-of lookup; other time types go to DuckDB) or 'duckdb' (ASOF JOIN)
+                       engine:str="numba", # 'numba' (compiled merge pass; other time types go to DuckDB) or 'duckdb' (ASOF JOIN)
                       ) -> pa.Table:
     "Attach to each event the newest feature row at or before its time (created by then), or nulls when none or older than `ttl`."
     keys = [keys] if isinstance(keys, str) else list(keys)
-    if engine not in ("numpy", "duckdb"): raise ValueError(f"point_in_time_join: engine {engine!r} is unknown; use 'numpy' or 'duckdb'")
+    if engine == "numpy": engine = "numba"  # the engine's former name
+    if engine not in ("numba", "duckdb"): raise ValueError(f"point_in_time_join: engine {engine!r} is unknown; use 'numba' or 'duckdb'")
     ttl_seconds = _ttl_seconds(ttl)
     if engine == "duckdb": return _pit_duckdb(events, table, keys, event_ts, feature_ts, ttl_seconds, created_ts)
     ev, ft = _as_table(events), _as_table(table)
     values = _value_columns(ev.column_names, ft.column_names, keys, event_ts, feature_ts, created_ts)
-    rows = _pit_numpy(ev, ft, keys, event_ts, feature_ts, ttl_seconds, created_ts)
-    if rows is None: return _pit_duckdb(ev, ft, keys, event_ts, feature_ts, ttl_seconds, created_ts)  # time or key types numpy does not take
-    take = pa.array(rows, mask=rows < 0)
-    for c in values: ev = ev.append_column(ft.schema.field(c), ft[c].take(take))
+    rows = _pit_numba(ev, ft, keys, event_ts, feature_ts, ttl_seconds, created_ts)
+    if rows is None: return _pit_duckdb(ev, ft, keys, event_ts, feature_ts, ttl_seconds, created_ts)  # time or key types it does not take
+    missing = rows < 0
+    take, valid = pa.array(np.maximum(rows, 0)), (pa.array(~missing) if missing.any() else None)  # a take without nulls is the fast one
+    for c in values:
+        col = ft[c].take(take)
+        ev = ev.append_column(ft.schema.field(c), col if valid is None else pc.if_else(valid, col, pa.scalar(None, col.type)))
     return ev
-
 
 # %% ../nbs/03_features.ipynb #8171931b
 def _describe(f) -> dict:
