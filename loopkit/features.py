@@ -26,9 +26,10 @@ from numba import njit
 from .quality import events_view
 
 # %% auto #0
-__all__ = ['CATEGORICAL_COLUMNS', 'PriorCount', 'PriorSum', 'PriorMean', 'PriorCTR', 'RecentTags', 'InRecent', 'default_features',
-           'compute_features', 'StateStore', 'DictStore', 'OnlineFeatures', 'point_in_time_join', 'definition_hash',
-           'feature_set_version', 'FeatureRegistry', 'diff_feature_sets', 'prune', 'build_table']
+__all__ = ['CATEGORICAL_COLUMNS', 'PriorCount', 'PriorSum', 'PriorMean', 'PriorCTR', 'RecentTags', 'InRecent', 'Transform',
+           'transform', 'default_features', 'compute_features', 'StateStore', 'DictStore', 'OnlineFeatures',
+           'point_in_time_join', 'definition_hash', 'feature_set_version', 'FeatureRegistry', 'diff_feature_sets',
+           'prune', 'build_table']
 
 # %% ../nbs/03_features.ipynb #0ba323d2
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -57,6 +58,10 @@ def _entity_prefix(entity) -> str:
     "'user_id' -> 'user', ('user_id', 'category') -> 'user_category', None -> 'all'."
     cols = _entity_columns(entity)
     return "_".join(c[:-3] if c.endswith("_id") else c for c in cols) if cols else "all"
+
+def _q(c:str) -> str:
+    "A column name quoted for DuckDB."
+    return '"' + c.replace('"', '""') + '"'
 
 def _window(entity, window) -> str:
     "A window clause over the events strictly earlier than the current timestamp (and within `window`)."
@@ -245,13 +250,18 @@ class PriorCTR:
 
     def combine(self, values:dict, row:dict):
         "The smoothed rate from the values of `parts()`."
-        clicks, shown, all_clicks, all_shown = (values[n] for n in _part_names(self))
+        c, s, ac, as_ = _part_names(self)
+        clicks, shown, all_clicks, all_shown = values[c], values[s], values[ac], values[as_]
         p0 = all_clicks / all_shown if all_shown else 0
         return (clicks + float(self.strength) * p0) / (shown + float(self.strength))
 
     __repr__ = basic_repr("entity,label,strength,window")
 
 # %% ../nbs/03_features.ipynb #66612b76
+@functools.lru_cache(maxsize=1024)
+def _recent_name(entity, column, window) -> str:  # InRecent reads it for every row of every lookup
+    return f"{_entity_prefix(entity)}_recent_{column}{_suffix(window)}"
+
 class RecentTags:
     "The last `n` distinct values of `column` an entity produced within `window`, most recent first, strictly before each event."
     kind = "list"
@@ -268,7 +278,7 @@ class RecentTags:
     @property
     def name(self) -> str:
         "Column name: `user_recent_category_3d`, ..."
-        return self._name or f"{_entity_prefix(self.entity)}_recent_{self.column}{_suffix(self.window)}"
+        return self._name or _recent_name(tuple(self.entity) if isinstance(self.entity, list) else self.entity, self.column, self.window)
 
     inputs = property(lambda self: _entity_columns(self.entity) + [self.column] + ([self.where] if self.where else []),
                       doc="Event columns the definition reads.")
@@ -335,6 +345,88 @@ class InRecent:
 
     __repr__ = basic_repr("tags,column")
 
+# %% ../nbs/03_features.ipynb #20b0d27c
+def _same(a, b) -> bool:
+    "Equal values, floats to 1e-9 relative (NaN equal to NaN, NULL to None)."
+    if a is None or b is None: return a is None and b is None
+    if isinstance(a, (int, float, np.number)) and isinstance(b, (int, float, np.number)) and not isinstance(a, bool):
+        return (a != a and b != b) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+class Transform:
+    "A named row-level function of other features and event columns: a DuckDB expression in batch, the same function in Python online."
+    kind = "numeric"
+    def __init__(self,
+                 name:str, # the feature's column name
+                 inputs:dict|list, # {placeholder: feature definition or event column}; a list names each by its column name
+                 sql:str, # DuckDB expression over the placeholders, e.g. "{clicks} / ({shown} + 1)"
+                 fn, # the same in Python, called with the input values by placeholder (None where SQL has NULL)
+                 examples:list[dict]|None=None, # input rows {placeholder: value} on which `check` holds sql and fn equal
+                ):
+        self.name, self.arguments, self.expression, self.fn, self.examples = name, inputs, sql, fn, examples
+
+    def _args(self) -> dict:
+        "{placeholder: definition or column name}."
+        if isinstance(self.arguments, dict): return dict(self.arguments)
+        return {(a if isinstance(a, str) else a.name): a for a in self.arguments}
+
+    needs = property(lambda self: [a for a in self._args().values() if not isinstance(a, str)], doc="Features computed before this one.")
+    inputs = property(lambda self: list(dict.fromkeys(c for a in self._args().values() for c in ([a] if isinstance(a, str) else a.inputs))),
+                      doc="Event columns the definition reads.")
+
+    def sql(self) -> str:
+        "DuckDB expression over a table that already holds the input columns."
+        try: return self.expression.format(**{p: _q(a if isinstance(a, str) else a.name) for p, a in self._args().items()})
+        except (KeyError, IndexError) as e:
+            raise ValueError(f"Transform {self.name!r}: sql {self.expression!r} uses placeholder {e} that is not an input; "
+                             f"inputs: {', '.join(self._args())} (write a literal brace as {{{{ or }}}})") from None
+
+    def parts(self) -> list:
+        "The stateful definitions behind its input features."
+        return list({p.name: p for a in self.needs for p in a.parts()}.values())
+
+    def combine(self, values:dict, row:dict):
+        "`fn` of the inputs' values: features from their parts, columns from the row."
+        return self.fn(**{p: (row[a] if isinstance(a, str) else a.combine(values, row)) for p, a in self._args().items()})
+
+    def check(self) -> Transform:
+        "Evaluate `sql` in DuckDB and `fn` in Python on the examples; raise ValueError at the first row where they differ."
+        args = self._args()
+        rows = self.examples or [{p: v for p in args} for v in (0, 1, 2, 7, 100)] + [{p: i + 1 for i, p in enumerate(args)}]
+        cols = {p: (a if isinstance(a, str) else a.name) for p, a in args.items()}
+        missing = [p for r in rows for p in args if p not in r]
+        if missing: raise ValueError(f"Transform {self.name!r}: example rows lack input(s) {sorted(set(missing))}; give every input a value")
+        con = duckdb.connect()
+        try:
+            con.register("examples", pa.Table.from_pylist([{"__i": i, **{cols[p]: r[p] for p in args}} for i, r in enumerate(rows)]))
+            got = [v for _, v in con.execute(f"SELECT __i, {self.sql()} FROM examples ORDER BY __i").fetchall()]
+        except duckdb.Error as e:
+            raise ValueError(f"Transform {self.name!r}: sql {self.sql()!r} fails on the example rows ({str(e).splitlines()[0]}); "
+                             "fix it, or pass examples= with values of the inputs' types") from None
+        finally: con.close()
+        for r, want in zip(rows, got):
+            try: have = self.fn(**{p: r[p] for p in args})
+            except Exception as e: have = f"{type(e).__name__}: {e}"
+            if not _same(want, have):
+                raise ValueError(f"Transform {self.name!r}: sql and fn disagree on {r}: sql gives {want!r}, fn gives {have!r}; "
+                                 "make them compute the same (NULL in SQL is None in Python; SQL gives NULL on division by zero)")
+        return self
+
+    __repr__ = basic_repr("name,expression")
+
+# %% ../nbs/03_features.ipynb #d6c40c75
+def transform(sql:str, # DuckDB expression over the function's parameters as {placeholders}
+              examples:list[dict]|None=None, # input rows on which `check` holds sql and the function equal
+              **inputs, # parameter name -> feature definition; parameters not given here are event columns
+             ):
+    "Declare a `Transform` from a function: its name names the feature, its parameters are the inputs."
+    def declare(fn) -> Transform:
+        params = list(inspect.signature(fn).parameters)
+        unknown = sorted(set(inputs) - set(params))
+        if unknown: raise ValueError(f"transform {fn.__name__!r}: inputs {unknown} are not parameters of the function; it takes {params}")
+        return Transform(fn.__name__, {p: inputs.get(p, p) for p in params}, sql, fn, examples)
+    return declare
+
 # %% ../nbs/03_features.ipynb #353d4fb2
 def default_features(columns:list[str]|None=None, # the events' columns; definitions needing others are left out; None keeps all
                     ) -> list:
@@ -362,15 +454,36 @@ def _check_features(features:list, columns:list[str], where:str):
     missing = sorted(need - set(columns))
     if missing: raise ValueError(f"{where}: events lack column(s) {missing} needed by the features; "
                                  f"available: {', '.join(columns)}")
+    _check_transforms(features)
 
-def _layers(features:list) -> tuple[list, list]:
-    "(base, derived): definitions computed from events (with the helpers derived ones need), and those computed from base columns."
-    base, derived = {}, []
-    for f in features:
-        for need in getattr(f, "needs", []): base.setdefault(need.name, need)
-        if getattr(f, "needs", None): derived.append(f)
-        else: base.setdefault(f.name, f)
-    return list(base.values()), derived
+def _check_transforms(features:list):
+    "Hold every transform's SQL and Python bodies equal on its examples (inputs that are transforms too)."
+    seen = set()
+    def visit(f):
+        if id(f) in seen: return
+        seen.add(id(f))
+        if isinstance(f, Transform): f.check()
+        for n in getattr(f, "needs", []): visit(n)
+    for f in features: visit(f)
+
+def _layers(features:list) -> list[list]:
+    "The definitions, with the helpers they need, in layers: the first computed from the events, each next from the columns before it."
+    depth, defs = {}, {}
+    def visit(f):
+        if f.name in depth: return
+        needs = getattr(f, "needs", [])
+        for n in needs: visit(n)
+        depth[f.name], defs[f.name] = 1 + max((depth[n.name] for n in needs), default=-1), f
+    for f in features: visit(f)
+    layers = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for name, f in defs.items(): layers[depth[name]].append(f)
+    return layers
+
+def _with(layers:list, first:str="") -> tuple[str, str]:
+    "A WITH clause computing the layers over `events` (the first also selecting `first`), and the name of its last step."
+    steps = [f"l{i} AS (SELECT *{first if i == 0 else ''}, {_select(layer)} FROM {'events' if i == 0 else f'l{i - 1}'})"
+             for i, layer in enumerate(layers)]
+    return ("WITH " + ", ".join(steps) + " ") if steps else "", f"l{len(steps) - 1}" if steps else "events"
 
 def _select(features:list) -> str:
     "The SELECT list computing `features`."
@@ -386,12 +499,12 @@ def compute_features(events, # parquet path, pyarrow Table or pandas DataFrame i
     columns = _columns(con, "events")
     features = default_features(columns) if features is None else list(features)
     _check_features(features, columns, "compute_features")
-    base, derived = _layers(features)
-    helpers = [f.name for f in base if f.name not in {g.name for g in features}]
+    layers = _layers(features)
+    helpers = [f.name for layer in layers for f in layer if f.name not in {g.name for g in features}]
     order = "ts, event_id" if "event_id" in columns else "ts"
     outer = "*" + (" EXCLUDE (" + ", ".join(f'"{h}"' for h in helpers) + ")" if helpers else "")
-    outer += (", " + _select(derived)) if derived else ""
-    out = con.sql(f"WITH base AS (SELECT *, {_select(base)} FROM events) SELECT {outer} FROM base ORDER BY {order}").to_arrow_table()
+    steps, last = _with(layers)
+    out = con.sql(f"{steps}SELECT {outer} FROM {last} ORDER BY {order}").to_arrow_table()
     con.close()
     return out
 
@@ -431,6 +544,11 @@ class OnlineFeatures:
         for f in self.features_:
             for p in f.parts(): parts.setdefault(p.name, p)
         self.parts_ = list(parts.values())
+        _check_transforms(self.features_)
+        groups = {}  # parts keyed by the same entity columns share their state keys: lookup_many computes those once per entity
+        for p in self.parts_: groups.setdefault(tuple(_entity_columns(p.entity)) if hasattr(p, "entity") else id(p), []).append(p)
+        self.groups_ = [(cols if isinstance(cols, tuple) else None, parts, [p.name for p in parts]) for cols, parts in groups.items()]
+        self.direct_ = [type(f).combine is _Aggregate.combine for f in self.features_]  # the value is its own part's value
         self.store_ = DictStore() if self.store is None else self.store
         self.pending_, self.clock_ = [], None
 
@@ -466,6 +584,28 @@ class OnlineFeatures:
         states = self.store_.get_many(keys)
         values = {p.name: p.read(s, ts) for p, s in zip(self.parts_, states)}
         return {f.name: f.combine(values, row) for f in self.features_}
+
+    def lookup_many(self, rows:list[dict], ts=None) -> pd.DataFrame:
+        "Feature vectors of many rows at time `ts` (e.g. one user x 100 candidate items), one row each; every state is fetched and read once."
+        self._setup()
+        names = [f.name for f in self.features_]
+        if not rows: return pd.DataFrame({n: [] for n in names})
+        if ts is None:
+            stamps = {r["ts"] for r in rows}
+            if len(stamps) > 1: return pd.DataFrame([self.lookup(r) for r in rows], columns=names)  # rows at several times: one by one
+            ts = stamps.pop()
+        self._advance(ts, "lookup_many")
+        values = [{} for _ in rows]
+        for cols, parts, part_names in self.groups_:
+            if cols is None: keys = [parts[0].state_key(r) for r in rows]
+            elif len(cols) == 1: keys = [(r[cols[0]],) for r in rows]
+            else: keys = [tuple([r[c] for c in cols]) for r in rows]
+            unique = list(dict.fromkeys(keys))
+            states = iter(self.store_.get_many([(n, k) for k in unique for n in part_names]))
+            read = {k: {n: p.read(next(states), ts) for n, p in zip(part_names, parts)} for k in unique}
+            for v, k in zip(values, keys): v.update(read[k])
+        return pd.DataFrame({n: [v[n] for v in values] if direct else [f.combine(v, r) for v, r in zip(values, rows)]
+                             for f, n, direct in zip(self.features_, names, self.direct_)}, columns=names)
 
     def replay(self, events) -> pa.Table:
         "Look up then ingest every event in (ts, event_id) order, as serving would have seen them; return event_id, ts and the features."
@@ -517,8 +657,6 @@ def _value_columns(ev_cols:list[str], ft_cols:list[str], keys:list[str], event_t
     clash = [c for c in values if c in ev_cols]
     if clash: raise ValueError(f"point_in_time_join: table columns {clash} also exist in the events; rename them in the table")
     return values
-
-def _q(c:str) -> str: return '"' + c.replace('"', '""') + '"'
 
 
 # %% ../nbs/03_features.ipynb #dcbea307
@@ -761,10 +899,19 @@ def point_in_time_join(events, # events: parquet path, pyarrow Table or pandas D
     return ev
 
 # %% ../nbs/03_features.ipynb #8171931b
+def _canonical(v):
+    "A parameter as data: definitions described, functions by their source code, lists and dicts element by element."
+    if hasattr(v, "sql"): return _describe(v)
+    if callable(v) and not isinstance(v, type):
+        try: return textwrap.dedent(inspect.getsource(v))
+        except (OSError, TypeError): return f"{getattr(v, '__module__', '')}.{getattr(v, '__qualname__', repr(v))}"
+    if isinstance(v, dict): return {str(k): _canonical(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)): return [_canonical(x) for x in v]
+    return v
+
 def _describe(f) -> dict:
-    "A definition as canonical data: class, parameters (nested definitions described too), name and SQL."
-    params = {k: (_describe(v) if hasattr(v, "sql") else v) for k, v in vars(f).items()}
-    return dict(type=type(f).__name__, params=params, name=f.name, sql=f.sql())
+    "A definition as canonical data: class, parameters (nested definitions and functions described too), name and SQL."
+    return dict(type=type(f).__name__, params={k: _canonical(v) for k, v in vars(f).items()}, name=f.name, sql=f.sql())
 
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()[:16]
@@ -887,15 +1034,14 @@ def build_table(events, # parquet path, pyarrow Table or pandas DataFrame in the
     clash = sorted(set(numeric) & set(columns))
     if clash: raise ValueError(f"build_table: feature names {clash} collide with event columns; rename the events columns")
     keep = ", ".join(_q(c) for c in ["event_id", "ts", "user_id", "item_id", "click"] + categorical[2:])
-    base, derived = _layers(table_features)
-    outer = ", ".join([keep, "split"] + [f.sql() + f' AS "{f.name}"' if f in derived else _q(f.name) for f in table_features])
+    steps, last = _with(_layers(table_features), f", {_split_sql(tuple(fractions))} AS split")
+    outer = ", ".join([keep, "split"] + [_q(f.name) for f in table_features])
     version = feature_set_version(features, categorical)
     meta = {"loopkit.feature_set_version": version,
             "loopkit.features": json.dumps({f.name: definition_hash(f) for f in features}, sort_keys=True)}
     kv = ", ".join(f"'{k}': '{v.replace(chr(39), chr(39) * 2)}'" for k, v in meta.items())
     table_path = out_dir / "table.parquet"
-    con.execute(f"COPY (WITH base AS (SELECT *, {_split_sql(tuple(fractions))} AS split, {_select(base)} FROM events) "
-                f"SELECT {outer} FROM base ORDER BY ts, event_id) "
+    con.execute(f"COPY ({steps}SELECT {outer} FROM {last} ORDER BY ts, event_id) "
                 f"TO '{str(table_path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, KV_METADATA {{{kv}}})")
     con.close()
     spec = dict(label="click", time="ts", user="user_id", item="item_id", categorical=categorical, numeric=numeric,
