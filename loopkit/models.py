@@ -239,7 +239,18 @@ class CTRModel(L.LightningModule):
         cat, num, label = unpack_batch(batch)
         return F.binary_cross_entropy_with_logits(self(cat, num), label)
 
-    def training_step(self, batch, batch_idx): return self.training_loss(batch)
+    def training_step(self, batch, batch_idx):
+        if self.automatic_optimization: return self.training_loss(batch)
+        # manual optimization (fit's fast path): `batch` is a list of batches, one optimizer step each, so Lightning's
+        # per-step machinery runs once per group instead of once per step
+        opt, steps = self.optimizers(), []
+        for b in batch:
+            opt.zero_grad(set_to_none=True)
+            loss = self.training_loss(b)
+            self.manual_backward(loss)
+            opt.step()
+            steps.append((loss.item(), len(b["cat"])))
+        return {"loss": torch.tensor(sum(l * n for l, n in steps) / sum(n for _, n in steps)), "steps": steps}
 
     def validation_step(self, batch, batch_idx):
         cat, num, label = unpack_batch(batch)

@@ -75,19 +75,42 @@ class TensorBatches:
         epoch, done = int(state["epoch"]), int(state["batches_done"])
         self._epoch, self._skip = (epoch + 1, 0) if done >= len(self) else (epoch, done)
 
+# %% ../nbs/05_train.ipynb #2ce70d96
+_STEPS_PER_CALL = 8  # optimizer steps per Lightning training step in `fit` (see "Throughput" below)
+
+# %% ../nbs/05_train.ipynb #3f8545e9
+class _Group(list):
+    "Batches trained in one Lightning step, with the pass position (epoch, batches done) after the last of them."
+    position:tuple = None
+
+class _StepGroups:
+    "A `TensorBatches` pass handed out in `_Group`s of up to `k` batches, cut at every multiple of `k` global steps and at the epoch's end."
+    def __init__(self, batches:TensorBatches, k:int): self.batches, self.k = batches, k
+    # No __len__ on purpose: the number of groups varies by epoch, and Lightning then validates when the iteration ends.
+    # No state_dict either: Lightning fetches a group ahead, so _TrainingRecord saves the position of the group it saw trained.
+    def __iter__(self):
+        n, group = len(self.batches), _Group()
+        for batch in self.batches:
+            group.append(batch)
+            epoch, done = self.batches._position
+            if (epoch * n + done) % self.k == 0 or done == n:
+                group.position = (epoch, done); yield group; group = _Group()
+
 # %% ../nbs/05_train.ipynb #45a934d8
 class _TrainingRecord(L.Callback):
     "Per-epoch train loss and validation AUC/log loss; best weights in memory; what a checkpoint was trained on."
     def __init__(self, fingerprint:dict, train_batches:TensorBatches):
         self.fingerprint, self.train_batches, self.rows = fingerprint, train_batches, []
-        self.best_state, self.best_state_epoch, self._loss_sum, self._n = None, None, 0.0, 0
+        self.best_state, self.best_state_epoch, self._loss_sum, self._n, self.position = None, None, 0.0, 0, None
 
     def on_train_epoch_start(self, trainer, pl_module):  # not called when resuming mid-epoch: load_state_dict restores
         self._loss_sum, self._n = 0.0, 0
         self.train_batches.set_epoch(trainer.current_epoch)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        n = len(unpack_batch(batch)[0]); self._loss_sum += float(outputs["loss"]) * n; self._n += n
+        for loss, n in outputs.get("steps") or [(float(outputs["loss"]), len(unpack_batch(batch)[0]))]:  # a group of steps, or one
+            self._loss_sum += loss * n; self._n += n
+        if isinstance(batch, _Group): self.position = batch.position
 
     def on_validation_epoch_start(self, trainer, pl_module): self._scores, self._labels = [], []
 
@@ -105,9 +128,12 @@ class _TrainingRecord(L.Callback):
         self.rows.append(row)
         pl_module.log_dict({k: row[k] for k in ("train_loss", "valid_auc", "valid_logloss")}, prog_bar=True)
 
-    def state_dict(self): return {"fingerprint": self.fingerprint, "rows": self.rows, "loss_sum": self._loss_sum, "n": self._n}
-    def load_state_dict(self, state):
+    def state_dict(self): return {"fingerprint": self.fingerprint, "rows": self.rows, "loss_sum": self._loss_sum, "n": self._n, "position": self.position}
+    def load_state_dict(self, state):  # restored before the first batch is fetched: the resumed pass continues where training stood
         self.rows, self._loss_sum, self._n = list(state["rows"]), state.get("loss_sum", 0.0), state.get("n", 0)
+        if state.get("position"):
+            self.position = tuple(state["position"])
+            self.train_batches.load_state_dict({"epoch": self.position[0], "batches_done": self.position[1]})
 
 # %% ../nbs/05_train.ipynb #4c9252c5
 @contextmanager
@@ -119,7 +145,8 @@ def _quiet_lightning():
     try:
         with warnings.catch_warnings():
             for msg in (".*does not have many workers.*", ".*smaller than the logging interval.*", ".*exists and is not empty.*",
-                        ".*is an invalid value for `monitor`.*", ".*`training_step` returned `None`.*", r".*isinstance\(treespec, LeafSpec\).*"):
+                        ".*is an invalid value for `monitor`.*", ".*`training_step` returned `None`.*", r".*isinstance\(treespec, LeafSpec\).*",
+                        ".*Using ModelCheckpoint with manual optimization.*"):
                 warnings.filterwarnings("ignore", message=msg)
             yield
     finally:
@@ -267,9 +294,11 @@ def fit(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pat
                             enable_checkpointing=out_dir is not None, enable_progress_bar=progress, enable_model_summary=False,
                             num_sanity_val_steps=0, log_every_n_steps=max(1, min(50, len(train_batches))),
                             default_root_dir=out_dir)
-        net.objective_ = objective
-        try: trainer.fit(net, train_batches, valid_batches, ckpt_path=ckpt_path)
-        finally: net.objective_ = None
+        # several optimizer steps per Lightning step (manual optimization), groups cut at multiples of the step-checkpoint interval
+        k = math.gcd(_STEPS_PER_CALL, checkpoint_every_n_steps) if checkpoint_every_n_steps else _STEPS_PER_CALL
+        net.objective_, net.automatic_optimization = objective, False
+        try: trainer.fit(net, _StepGroups(train_batches, k), valid_batches, ckpt_path=ckpt_path)
+        finally: net.objective_, net.automatic_optimization = None, True
 
     history = pd.DataFrame(record.rows, columns=["epoch", "train_loss", "valid_auc", "valid_logloss"])
     if len(history) == 0: raise RuntimeError(f"fit ran no epoch (max_epochs={max_epochs}); nothing to return")

@@ -7,7 +7,9 @@ from loopkit.train import fit
 
 SETTINGS = dict(model="deepfm", max_epochs=3, batch_size=200, lr=0.02, seed=7, patience=5,
                 checkpoint_every_n_steps=4, config={"embed_dim": 4, "hidden": [16]})
-KILL_AT_STEP = 15  # epoch 1 (10 batches an epoch), after the step-12 checkpoint: steps 13-15 are lost and redone
+KILL_AT_STEP = 15  # epoch 1 (10 batches an epoch), after the step-12 checkpoint: the steps after 12 are lost and redone
+# fit runs up to 4 optimizer steps per Lightning step here (groups cut at multiples of checkpoint_every_n_steps), so the
+# worker stops at the first group end at or past KILL_AT_STEP (step 16), before step 16 is checkpointed
 
 
 def make_table(path:Path):
@@ -28,7 +30,7 @@ WORKER = textwrap.dedent('''
     table, spec, out_dir, marker, settings, kill_at = sys.argv[1:7]
     class StopHere(L.Callback):  # stands for a crash: announce, then hang until SIGKILLed
         def on_train_batch_end(self, trainer, *args):
-            if trainer.global_step == int(kill_at):
+            if trainer.global_step >= int(kill_at):
                 open(marker, "w").write("ready"); time.sleep(600)
     fit(table, json.loads(spec), out_dir=out_dir, callbacks=[StopHere()], **json.loads(settings))
 ''')
