@@ -768,24 +768,20 @@ def _key_codes(ev:pa.Table, ft:pa.Table, keys:list[str]):
 # %% ../nbs/03_features.ipynb #c47180d2
 def _bits(x) -> int: return max(int(x).bit_length(), 1)
 
-def _by_time(ts:np.ndarray, code:np.ndarray|None=None) -> tuple[np.ndarray, np.ndarray, np.ndarray|None]:
-    "Row numbers in time order, the times and (given) the key codes in that order: one `np.sort` of packed `time | code | row` when it fits in an int64."
-    n = len(ts)
-    if not n: return np.empty(0, np.int64), ts, code
-    lo = int(ts.min())
-    code_bits, row_bits = (0 if code is None else _bits(code.max())), _bits(n)
-    ts_shift = code_bits + row_bits
-    if _bits(int(ts.max()) - lo) + ts_shift <= 63:
-        p = ts - lo; p <<= ts_shift
-        if code is not None: p |= code << row_bits
-        p |= np.arange(n)
-        p.sort()  # a plain int64 sort, several times faster than an argsort of the same keys
-        rows = p & ((1 << row_bits) - 1)
-        codes = None if code is None else (p >> row_bits) & ((1 << code_bits) - 1)
-        p >>= ts_shift; p += lo
-        return rows, p, codes
-    rows = np.argsort(ts)  # times too spread to pack: an argsort (ties in any order: tied rows are refused as ambiguous or equal in rank)
-    return rows, ts[rows], None if code is None else code[rows]
+def _pack_by_time(ts:np.ndarray, code:np.ndarray):
+    "Rows sorted by time as packed int64 `time - lo | code | row` (one plain `np.sort`), with (ts_shift, row_bits, lo); None when it does not fit."
+    n, lo = len(ts), int(ts.min())
+    row_bits = _bits(n)
+    ts_shift = _bits(code.max()) + row_bits
+    if _bits(int(ts.max()) - lo) + ts_shift > 63: return None
+    p = ts - lo; p <<= ts_shift; p |= code << row_bits; p |= np.arange(n)
+    p.sort()  # a plain int64 sort, several times faster than an argsort of the same keys
+    return p, ts_shift, row_bits, lo
+
+def _time_order(ts:np.ndarray) -> np.ndarray:
+    "Row numbers in time order (ties in any order)."
+    got = _pack_by_time(ts, np.zeros(1, np.int64))
+    return np.argsort(ts) if got is None else got[0] & ((1 << got[2]) - 1)
 
 def _first_duplicate(*cols:np.ndarray) -> int|None:
     "A row whose values in all of the non-negative int64 `cols` equal another row's, or None."
@@ -809,25 +805,29 @@ def _is_sorted(a):
     return True
 
 @njit(cache=True)
-def _asof_stream(s_ts, s_code, s_row, f_ts, c_ts, e_ts, e_code, e_order, n_keys, ttl):
-    "Walk the table rows (by the time they become visible) and the events (by time) together, keeping per key the best row visible so far; per event the row it gets (-1: none) and a row tied with another (-1: none)."
+def _asof_stream(p, ts_shift, row_bits, lo, f_ts, c_ts, e_ts, e_code, e_order, n_keys, ttl):
+    "Walk the table rows (packed, by the time they become visible) and the events (by time) together, keeping per key the best row visible so far; per event the row it gets (-1: none) and a row tied with another (-1: none)."
     backfill = len(c_ts) > 0  # rows carry (feature_ts, created_ts): the newest feature_ts wins, then the newest created_ts
     best = np.full(n_keys, -1, np.int64)
     best_f = np.zeros(n_keys, np.int64)
     best_c = np.zeros(n_keys, np.int64)
     out = np.empty(len(e_ts), np.int64)
-    n_t, n_e, j, tie = len(s_ts), len(e_ts), 0, -1
+    n_t, n_e, j, tie = len(p), len(e_ts), 0, -1
+    low, row_mask, end = (1 << ts_shift) - 1, (1 << row_bits) - 1, np.iinfo(np.int64).max
+    visible = (p[0] >> ts_shift) + lo if n_t else end  # when the next row becomes visible
     for q in range(n_e + 1):  # the last round (q == n_e) applies the remaining rows, so every tie is seen
         i = (e_order[q] if len(e_order) else q) if q < n_e else 0
-        t = e_ts[i] if q < n_e else np.iinfo(np.int64).max
-        while j < n_t and s_ts[j] <= t:  # rows visible at t: stamped at or before it
-            k, r = s_code[j], s_row[j]
-            f = f_ts[r] if backfill else s_ts[j]
+        t = e_ts[i] if q < n_e else end
+        while j < n_t and visible <= t:  # rows visible at t: stamped at or before it
+            v = p[j]
+            k, r = (v & low) >> row_bits, v & row_mask
+            f = f_ts[r] if backfill else visible
             c = c_ts[r] if backfill else 0
             if best[k] < 0 or f > best_f[k] or (f == best_f[k] and c > best_c[k]):
                 best[k], best_f[k], best_c[k] = r, f, c
             elif f == best_f[k] and c == best_c[k] and tie < 0: tie = r
             j += 1
+            visible = (p[j] >> ts_shift) + lo if j < n_t else end
         if q == n_e: break
         k = e_code[i]
         r = best[k] if 0 <= k < n_keys else -1
@@ -862,12 +862,20 @@ def _pit_numba(ev:pa.Table, ft:pa.Table, keys:list[str], event_ts:str, feature_t
         lo = min(int(tt.min()), int(ct.min()))
         dup = _first_duplicate(tc, tt - lo, ct - lo)
         if dup is not None: _ambiguous(ident, row_values(dup if t_rows is None else t_rows[dup]))
-    s_row, s_ts, s_code = _by_time(tt if ct is None else np.maximum(tt, ct), tc)  # a row is visible from max(feature_ts, created_ts)
-    e_order = np.empty(0, np.int64) if _is_sorted(e_ts) else _by_time(e_ts)[0]  # event logs are usually in time order already
-    none = np.empty(0, np.int64)
-    rows, tie = _asof_stream(s_ts, s_code, s_row, none if ct is None else tt, none if ct is None else ct, e_ts, e_code, e_order,
-                             int(tc.max()) + 1, -1.0 if ttl_seconds is None else float(ttl_seconds) * per_second)
+    visible = tt if ct is None else np.maximum(tt, ct)  # a row is visible from max(feature_ts, created_ts)
+    e_order = np.empty(0, np.int64) if _is_sorted(e_ts) else _time_order(e_ts)  # event logs are usually in time order already
+    ttl = -1.0 if ttl_seconds is None else float(ttl_seconds) * per_second
+    f_ts, c_ts, e_t = (np.empty(0, np.int64),) * 2 + (e_ts,) if ct is None else (tt, ct, e_ts)
+    packed = _pack_by_time(visible, tc)
+    if packed is None:  # times too spread to pack with codes and row numbers: their ranks order the same, ages come after
+        uniq = np.unique(visible)
+        packed = _pack_by_time(np.searchsorted(uniq, visible), tc)
+        e_t, ttl = np.searchsorted(uniq, e_ts, side="right") - 1, -1.0  # an event sees the rows ranked at or below its time
+        if ct is None: f_ts, c_ts = tt, np.zeros_like(tt)  # order and ties by the real times
+    rows, tie = _asof_stream(*packed, f_ts, c_ts, e_t, e_code, e_order, int(tc.max()) + 1, ttl)
     if tie >= 0: _ambiguous(ident, row_values(tie if t_rows is None else t_rows[tie]))
+    if ttl_seconds is not None and e_t is not e_ts:  # too old counts as missing
+        rows[(rows >= 0) & (e_ts - tt[np.maximum(rows, 0)] > float(ttl_seconds) * per_second)] = -1
     if t_rows is not None: rows = np.where(rows >= 0, t_rows[np.maximum(rows, 0)], -1)
     return rows
 
