@@ -13,7 +13,7 @@ from .pipeline import (PipelineError, ParameterError, load_pipeline, run_pipelin
 
 # %% auto #0
 __all__ = ['parse_overrides', 'cmd_run', 'cmd_status', 'cmd_init', 'cmd_docs', 'cmd_data', 'cmd_versions', 'cmd_promote',
-           'cmd_rollback', 'parser', 'main']
+           'cmd_rollback', 'cmd_serve', 'cmd_loop', 'parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #08bc955d
 def parse_overrides(items:list, # strings of the form STAGE.NAME=VALUE
@@ -131,6 +131,26 @@ def cmd_rollback(args):
     if args.json: print(json.dumps(ev))
     return 0
 
+# %% ../nbs/11_cli.ipynb #342b0260
+def cmd_serve(args):
+    "`loopkit serve ...`: the ranking service over HTTP (options: `loopkit serve --help`)."
+    from loopkit.serve import main as serve_main
+    return serve_main(args.rest)
+
+# %% ../nbs/11_cli.ipynb #e0e0306c
+def cmd_loop(args):
+    "`loopkit loop`: the closed loop on the synthetic world, with its timeline (and the run as JSON with --json)."
+    from loopkit.loop import LoopConfig, run_loop
+    cfg = LoopConfig(n_events=args.events, days=args.days, seed=args.seed, bad_challenger=args.bad_challenger,
+                     shift_after_days=None if args.no_shift else args.shift_after_days, pipeline=parse_overrides(args.param))
+    record = run_loop(cfg, loop_dir=args.dir, progress=not args.quiet)
+    tl = record.timeline()
+    print(f"\nclosed loop in {record.loop_dir}: {record.outcome}; champion v{record.champion_before} -> v{record.champion_after}", file=sys.stderr)
+    print(tl[["step", "time", "wall_s"]].to_string(index=False), file=sys.stderr)
+    if record.segment_ctr: print(f"click-rate of the shifted segment during the ramp, by version: {record.segment_ctr}", file=sys.stderr)
+    if args.json: print(json.dumps(record.to_dict()))
+    return 0
+
 # %% ../nbs/11_cli.ipynb #76eacd51
 def parser() -> argparse.ArgumentParser:
     "The `loopkit` command's argument parser."
@@ -178,15 +198,34 @@ def parser() -> argparse.ArgumentParser:
             c.add_argument('--version', type=int, help="the version to make champion")
             c.add_argument('--why', default='', help="the reason, kept in the alias history")
         c.set_defaults(func=func)
+    v = sub.add_parser('serve', help="serve champion and challenger over HTTP (options: loopkit serve --help)", add_help=False)
+    v.add_argument('rest', nargs=argparse.REMAINDER, help="options of loopkit.serve.main")
+    v.set_defaults(func=cmd_serve)
+    o = sub.add_parser('loop', help="run the closed loop on the synthetic world and print its timeline")
+    o.add_argument('--events', type=int, default=40_000, help="impressions of the synthetic world (one request each)")
+    o.add_argument('--days', type=float, default=6.0, help="length of the world's period in days")
+    o.add_argument('--shift-after-days', type=float, default=3.5, help="when the interest shift happens, in days")
+    o.add_argument('--no-shift', action='store_true', help="a world without a shift")
+    o.add_argument('--bad-challenger', action='store_true', help="plant a broken challenger: the ramp must roll it back")
+    o.add_argument('--seed', type=int, default=0)
+    o.add_argument('--dir', default='runs/loop', help="the loop's folder (default runs/loop)")
+    o.add_argument('-p', '--param', action='append', default=[], metavar='STAGE.NAME=VALUE', help="override a stage parameter of both pipeline runs")
+    o.add_argument('--json', action='store_true', help="print the run as one JSON object on the last line")
+    o.add_argument('-q', '--quiet', action='store_true', help="no progress")
+    o.set_defaults(func=cmd_loop)
     return p
 
 # %% ../nbs/11_cli.ipynb #fb8ac52e
 def main(argv=None):
     "Entry point of the `loopkit` command; returns the exit code."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['serve']: return cmd_serve(argparse.Namespace(rest=argv[1:]))  # its options are loopkit.serve.main's
     args = parser().parse_args(argv)
     try: code = args.func(args)
     except PipelineError as e:   # ParameterError included: nothing ran
         print(f"{type(e).__name__}: {e}", file=sys.stderr); code = 2
+    except RuntimeError as e:   # a closed loop that could not go on (LoopError): a pipeline run failed
+        print(f"{type(e).__name__}: {e}", file=sys.stderr); code = 1
     except (FileNotFoundError, ValueError) as e:   # a missing file, an unknown version, no challenger...
         print(f"error: {e}", file=sys.stderr); code = 2
     return code   # the console script passes it to sys.exit
