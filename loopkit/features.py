@@ -1010,12 +1010,14 @@ def prune(importances:dict|pd.Series, # feature name -> importance (higher = mor
 # %% ../nbs/03_features.ipynb #061054b5
 CATEGORICAL_COLUMNS = ("user_id", "item_id", "age_band", "region", "device", "category")
 
-def _split_sql(fractions:tuple) -> str:
-    "CASE expression labelling events train/valid/test by the rank of their timestamp."
+def _split_sql(fractions:tuple, since:int|None=None) -> str:
+    "CASE expression labelling events train/valid/test by the rank of their timestamp (events before `since`: history)."
     train, valid, _ = fractions
-    pos = "(rank() OVER (ORDER BY ts) - 1)"  # events tied on ts share the rank of the first of them
-    n = "count(*) OVER ()"
-    return (f"CASE WHEN {pos} < {train!r} * {n} THEN 'train' "
+    old = "0" if since is None else f"(ts < {int(since)})::INTEGER"
+    pos = f"(rank() OVER (ORDER BY ts) - 1 - sum({old}) OVER ())"  # events tied on ts share the rank of the first of them
+    n = f"(count(*) OVER () - sum({old}) OVER ())"
+    head = "" if since is None else f"WHEN ts < {int(since)} THEN 'history' "
+    return (f"CASE {head}WHEN {pos} < {train!r} * {n} THEN 'train' "
             f"WHEN {pos} < {train + valid!r} * {n} THEN 'valid' ELSE 'test' END")
 
 # %% ../nbs/03_features.ipynb #db91fa39
@@ -1023,6 +1025,7 @@ def build_table(events, # parquet path, pyarrow Table or pandas DataFrame in the
                 out_dir:str|Path=".", # folder receiving table.parquet and spec.json
                 features:list|None=None, # feature definitions; `default_features(columns)` when None
                 fractions:tuple=(0.7, 0.1, 0.2), # train, valid, test shares of the time-ordered events
+                since:int|str|None=None, # events before this time (unix s or ISO) feed the features only: split 'history'
                ) -> dict:
     "Write `table.parquet` (events, time split, point-in-time features) and `spec.json` to `out_dir`; return the spec."
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-9:
@@ -1042,7 +1045,12 @@ def build_table(events, # parquet path, pyarrow Table or pandas DataFrame in the
     clash = sorted(set(numeric) & set(columns))
     if clash: raise ValueError(f"build_table: feature names {clash} collide with event columns; rename the events columns")
     keep = ", ".join(_q(c) for c in ["event_id", "ts", "user_id", "item_id", "click"] + categorical[2:])
-    steps, last = _with(_layers(table_features), f", {_split_sql(tuple(fractions))} AS split")
+    if since is not None:
+        from loopkit.data import to_unix
+        since = to_unix(since)
+        n_new = con.execute(f"SELECT count(*) FROM events WHERE ts >= {since}").fetchone()[0]
+        if n_new == 0: raise ValueError(f"build_table: no events at or after since={since}; nothing would be left to train on")
+    steps, last = _with(_layers(table_features), f", {_split_sql(tuple(fractions), since)} AS split")
     outer = ", ".join([keep, "split"] + [_q(f.name) for f in table_features])
     version = feature_set_version(features, categorical)
     meta = {"loopkit.feature_set_version": version,

@@ -238,12 +238,13 @@ def audit_leakage(table, # features table: parquet path, pandas DataFrame or pya
     missing = [c for c in [label, time, split, *numeric, *categorical] if c not in df.columns]
     if missing: raise ValueError(f"audit_leakage: the table from {source} lacks column(s) {missing} named by the spec or `split`; "
                                  f"it has {list(df.columns)}")
+    src = df if events is None else _read_table(events)[0]
+    df = df[df[split] != "history"]  # rows that only feed the features (build_table(since=...)): not judged, kept for recomputation
     unknown = sorted(set(df[split].dropna().unique()) - set(splits))
     if unknown: raise ValueError(f"audit_leakage: split column '{split}' holds {unknown}, not among splits={list(splits)}; "
                                  "pass `splits` oldest first")
     if feature_ts is None: feature_ts = spec.get("feature_ts") or [c for c in df.columns if c.endswith("_ts") and c != time]
     if features is None: features = [f for f in default_features() if f.name in numeric]
-    src = df if events is None else _read_table(events)[0]
     train = (df[split] == splits[0]).to_numpy(bool)
     evals = df[split].isin(splits[1:]).to_numpy(bool)
     entries = (_future_feature_rows(df, time, feature_ts)

@@ -4,7 +4,12 @@ from pathlib import Path
 import pytest
 from conftest import loopkit, statuses, ROOT
 
-STAGES = ['ingest', 'validate', 'features', 'audit', 'train', 'evaluate', 'register']
+STAGES = ['ingest', 'validate', 'features', 'audit', 'train', 'distill', 'evaluate', 'gate', 'monitor', 'register']
+
+
+def output(rec, stage, name):
+    "The path of a stage's declared output in a run record."
+    return Path(next(s for s in rec['stages'] if s['name'] == stage)['outputs'][name])
 
 
 @pytest.fixture(scope='module')
@@ -23,10 +28,16 @@ def test_every_stage_runs_and_writes_its_declared_outputs(first_run):
     for s in rec['stages']:
         assert s['outputs'] and all(Path(p).exists() for p in s['outputs'].values()), s
         assert (work/'runs/latest'/s['name']/f"{s['name']}.ipynb").exists(), "the executed notebook is kept with the run"
-    metrics = json.loads(Path(rec['stages'][5]['outputs']['metrics']).read_text())
-    assert 0.5 < metrics['auc'] <= 1.0 and metrics['logloss'] > 0
-    registered = json.loads(Path(rec['stages'][6]['outputs']['registered']).read_text())
-    assert registered['version'] == 1 and registered['champion'] is True
+    metrics = json.loads(output(rec, 'evaluate', 'metrics').read_text())
+    assert 0.5 < metrics['auc'] <= 1.0 and metrics['logloss'] > 0 and 'gauc' in metrics and 'ece' in metrics
+    assert json.loads(output(rec, 'evaluate', 'champion_metrics').read_text()) == {}, "no champion yet"
+    verdict = json.loads(output(rec, 'gate', 'verdict').read_text())
+    assert verdict['verdict'] == 'blessed', verdict
+    assert {c['status'] for c in verdict['checks'] if c.get('relative_to') == 'champion' or 'champion' in c['expected']} == {'skipped'}
+    registered = json.loads(output(rec, 'register', 'registered').read_text())
+    assert registered['version'] == 1 and registered['champion'] is True and registered['gate'] == 'blessed'
+    student = json.loads((output(rec, 'distill', 'model')/'model.json').read_text())
+    assert student['name'] == 'mlp', "the registered model is the distilled student"
     assert (work/'.loopkit/mlflow.db').exists()
 
 
@@ -53,19 +64,22 @@ def test_second_run_is_cached_and_a_champion_is_registered(first_run):
     # a different model re-runs train and everything after it, never ingest..features
     code, third, err = loopkit('run', '-p', 'ingest.n_events=8000', '-p', 'train.model=fm', '--json', cwd=work, env=env)
     assert code == 0, err
-    assert statuses(third) == {'ingest': 'cached', 'validate': 'cached', 'features': 'cached', 'audit': 'cached',
-                               'train': 'ran', 'evaluate': 'ran', 'register': 'ran'}
-    reg = json.loads(Path(third['stages'][6]['outputs']['registered']).read_text())
-    assert reg['version'] == 2
-    champion = str(client.get_model_version_by_alias('loopkit-ctr', 'champion').version)
-    assert champion == ('2' if reg['champion'] else '1')
+    assert statuses(third) == {'ingest': 'cached', 'validate': 'cached', 'features': 'cached', 'audit': 'cached', 'monitor': 'cached',
+                               'train': 'ran', 'distill': 'ran', 'evaluate': 'ran', 'gate': 'ran', 'register': 'ran'}
+    champion_metrics = json.loads(output(third, 'evaluate', 'champion_metrics').read_text())
+    assert champion_metrics['source'] == 'champion v1 scored on this split' and 0.5 < champion_metrics['auc'] <= 1
+    verdict = json.loads(output(third, 'gate', 'verdict').read_text())
+    reg = json.loads(output(third, 'register', 'registered').read_text())
+    assert reg['version'] == 2 and reg['alias'] == ('challenger' if verdict['verdict'] == 'blessed' else None)
+    assert str(client.get_model_version_by_alias('loopkit-ctr', 'champion').version) == '1', "only promotion moves the champion"
+    lineage = client.get_model_version('loopkit-ctr', '2').tags
+    assert lineage['loopkit.gate'] == verdict['verdict'] and len(lineage['loopkit.data_fingerprint']) == 64 and lineage['loopkit.pipeline_run_id']
 
 
 def test_bad_data_stops_the_pipeline_at_validate(tmp_path):
     code, rec, err = loopkit('run', '-p', 'ingest.n_events=2000', '-p', 'validate.min_rows=10000', '--json', cwd=tmp_path)
     assert code == 1
-    assert statuses(rec) == {'ingest': 'ran', 'validate': 'failed', 'features': 'skipped', 'audit': 'skipped', 'train': 'skipped',
-                             'evaluate': 'skipped', 'register': 'skipped'}
+    assert statuses(rec) == {'ingest': 'ran', 'validate': 'failed', **{s: 'skipped' for s in STAGES[2:]}}
     assert "stage 'validate' failed" in err and 'GateFailed' in err and 'row_count' in err
     assert (tmp_path/'runs/latest/_failed/validate/report.json').exists(), "the gate's report is kept for a person to read"
 
