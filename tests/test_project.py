@@ -36,7 +36,7 @@ def test_default_pipeline_uses_every_template():
     spec = yaml.safe_load((ROOT/'templates/pipeline.yaml').read_text())
     used = {s['template'] for s in spec['stages'].values()}
     assert used == {p.name for p in (ROOT/'templates').glob('*.ipynb')}
-    assert list(spec['stages']) == ['ingest', 'validate', 'features', 'audit', 'train', 'evaluate', 'register']
+    assert list(spec['stages']) == ['ingest', 'validate', 'features', 'audit', 'train', 'distill', 'evaluate', 'gate', 'monitor', 'register']
 
 
 def test_readme_is_the_home_page_and_starts_with_the_two_commands():
