@@ -114,22 +114,23 @@ def cmd_versions(args):
     return 0
 
 # %% ../nbs/11_cli.ipynb #1576b7ae
-def cmd_promote(args):
-    "`loopkit promote`: make the challenger (or --version) the champion, recording who and why."
-    from loopkit.registry import promote
-    ev = promote(args.name, version=args.version, why=args.why, tracking_uri=_tracking_uri(args))
+def _move_champion(args, move, **kw) -> int:
+    "Run a registry alias move (`promote` or `rollback`) for a command, and report it."
+    ev = move(args.name, why=args.why, tracking_uri=_tracking_uri(args), **kw)
     print(f"{args.name}: champion v{ev['from']} -> v{ev['to']} ({ev['who']}, {ev['when']}: {ev['why']})", file=sys.stderr)
     if args.json: print(json.dumps(ev))
     return 0
+
+def cmd_promote(args):
+    "`loopkit promote`: make the challenger (or --version) the champion, recording who and why."
+    from loopkit.registry import promote
+    return _move_champion(args, promote, version=args.version)
 
 # %% ../nbs/11_cli.ipynb #3af03601
 def cmd_rollback(args):
     "`loopkit rollback`: put the previous champion (or --version) back, recording who and why."
     from loopkit.registry import rollback
-    ev = rollback(args.name, to_version=args.version, why=args.why, tracking_uri=_tracking_uri(args))
-    print(f"{args.name}: champion v{ev['from']} -> v{ev['to']} ({ev['who']}, {ev['when']}: {ev['why']})", file=sys.stderr)
-    if args.json: print(json.dumps(ev))
-    return 0
+    return _move_champion(args, rollback, to_version=args.version)
 
 # %% ../nbs/11_cli.ipynb #342b0260
 def cmd_serve(args):
