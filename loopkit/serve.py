@@ -6,7 +6,7 @@ Docs: https://loopkit.github.io/loopkit/serve.html.md"""
 
 # %% ../nbs/13_serve.ipynb #b0af5a40
 from __future__ import annotations
-import argparse, hashlib, hmac, logging, math, os, re, shutil, tempfile, threading, time, uuid
+import argparse, gc, hashlib, hmac, logging, math, os, re, shutil, tempfile, threading, time, uuid
 from collections import OrderedDict, deque
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
@@ -1057,6 +1057,7 @@ def create_app(service:Service, # the service to expose
     @asynccontextmanager
     async def lifespan(app):
         service.start()
+        gc.collect(); gc.freeze()  # the warmed feature state is long-lived: keep it out of the GC's full collections (they stall requests)
         if poll_interval or tick_interval: service.run_background(poll_interval, tick_interval)
         yield
         service.close()
