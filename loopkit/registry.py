@@ -18,7 +18,7 @@ from mlflow.exceptions import MlflowException
 from .models import load_model
 
 # %% auto #0
-__all__ = ['LoopkitPyfunc', 'champion', 'register', 'collect_lineage', 'lineage', 'alias_version', 'promote', 'rollback',
+__all__ = ['LoopkitPyfunc', 'alias_version', 'champion', 'register', 'collect_lineage', 'lineage', 'promote', 'rollback',
            'retire_challenger', 'alias_history', 'versions']
 
 # %% ../nbs/07_registry.ipynb #53a363c0
@@ -75,16 +75,25 @@ def _version_info(client, mv) -> dict:
     return {"name": mv.name, "version": int(mv.version), "run_id": mv.run_id, "source": mv.source,
             "model": mv.tags.get("loopkit.model"), "metrics": metrics}
 
+# %% ../nbs/07_registry.ipynb #7226d58b
+def alias_version(name:str="loopkit-ctr", # registered model name
+                  alias:str="champion", # champion | challenger | any alias
+                  tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
+                 ) -> dict|None:
+    "The version holding `alias`, as a dict with its metrics; None if no version holds it."
+    with _quiet_mlflow():
+        client, _ = _client(tracking_uri)
+        try: mv = client.get_model_version_by_alias(name, alias)
+        except MlflowException: return None
+    return _version_info(client, mv)
+
+
 # %% ../nbs/07_registry.ipynb #ebbf5b5b
 def champion(name:str="loopkit-ctr", # registered model name
              tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
             ) -> dict|None:
     "The version holding the `champion` alias, as a dict with its metrics; None if there is none."
-    with _quiet_mlflow():
-        client, _ = _client(tracking_uri)
-        try: mv = client.get_model_version_by_alias(name, "champion")
-        except MlflowException: return None
-    return _version_info(client, mv)
+    return alias_version(name, "champion", tracking_uri)
 
 # %% ../nbs/07_registry.ipynb #8cf747f4
 def _read_json(obj, what, hint) -> dict:
@@ -258,19 +267,6 @@ def lineage(name:str="loopkit-ctr", # registered model name
                 if (local / fname).exists(): out[fname.removesuffix(".json")] = json.loads((local / fname).read_text())
             out["dir"] = str(local)
     return out
-
-
-# %% ../nbs/07_registry.ipynb #7226d58b
-def alias_version(name:str="loopkit-ctr", # registered model name
-                  alias:str="champion", # champion | challenger | any alias
-                  tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
-                 ) -> dict|None:
-    "The version holding `alias`, as a dict with its metrics; None if no version holds it."
-    with _quiet_mlflow():
-        client, _ = _client(tracking_uri)
-        try: mv = client.get_model_version_by_alias(name, alias)
-        except MlflowException: return None
-    return _version_info(client, mv)
 
 
 # %% ../nbs/07_registry.ipynb #95ee17c4

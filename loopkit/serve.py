@@ -8,7 +8,7 @@ Docs: https://loopkit.github.io/loopkit/serve.html.md"""
 from __future__ import annotations
 import argparse, gc, hashlib, hmac, logging, math, os, re, shutil, tempfile, threading, time, uuid
 from collections import OrderedDict, deque
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Literal
@@ -99,18 +99,6 @@ class LocalModels(ModelSource):
         if self.resolve("challenger") == str(version): self.set_alias("challenger", None)
 
 # %% ../nbs/13_serve.ipynb #474fa02c
-@contextmanager
-def _quiet_mlflow():
-    "MLflow without INFO logging and artifact progress bars."
-    logger, bar = logging.getLogger("mlflow"), os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    level = logger.level
-    logger.setLevel(logging.ERROR); os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    try: yield
-    finally:
-        logger.setLevel(level)
-        if bar is None: os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
-        else: os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bar
-
 def _model_dir(path:Path) -> Path|None:
     "The folder under `path` holding a loopkit model.json, or None."
     if not path.exists(): return None
@@ -138,6 +126,7 @@ class RegistryModels(ModelSource):
     def resolve(self, alias:str) -> str|None:
         "The version holding `alias`; None when the model or the alias does not exist."
         from mlflow.exceptions import MlflowException
+        from loopkit.registry import _quiet_mlflow
         client = self._client()
         with _quiet_mlflow():
             try: return str(client.get_model_version_by_alias(self.name, alias).version)
@@ -147,6 +136,7 @@ class RegistryModels(ModelSource):
 
     def folder(self, version:str) -> Path:
         "The local model folder of `version`, downloaded from the registry on first use."
+        from loopkit.registry import _quiet_mlflow
         client = self._client()
         dst = self.cache_ / re.sub(r"[^A-Za-z0-9_.-]", "_", self.name) / str(version)
         found = _model_dir(dst)
