@@ -1,7 +1,7 @@
 """Feature-store figures: `python bench/bench_features.py [--events N] [--rows N] [--keys K] [--online N] [--repeats R] [--only pit|online]`.
 
 (a) `point_in_time_join` on N events x N feature rows over K keys, side by side in one run, interleaved: loopkit's default
-    engine (numba: one sort of the table's packed int64 keys, then a compiled merge pass), the same given the pandas DataFrames
+    engine (numba: one sort of the table's packed int64 keys, then a compiled merge pass and gather, in two threads on two cores), the same given the pandas DataFrames
     (Arrow conversion counted), pandas `merge_asof` on the same in-memory data, and loopkit's DuckDB engine (ASOF JOIN, the
     reference), one warm-up round then R timed rounds. Each call is timed whole: key encoding, sorting, output assembly. All get
     events in time order (as event logs are stored) and the feature rows in arbitrary order (pandas must sort them, which is

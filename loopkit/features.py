@@ -11,7 +11,9 @@ import hashlib
 import inspect
 import json
 import math
+import os
 import textwrap
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -745,12 +747,16 @@ def _codes(a:pa.ChunkedArray, b:pa.ChunkedArray):
     if any(f(a.type) for f in _STRINGS) and any(f(b.type) for f in _STRINGS) and a.type != b.type:
         a, b = a.cast(pa.large_string()), b.cast(pa.large_string())
     elif a.type != b.type: return None
+    as_numpy = lambda x: pc.fill_null(x.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
     try:  # the table's distinct keys are the codes; an event key not among them never matches
-        table_keys = pc.dictionary_encode(b.combine_chunks())
-        cb = pc.fill_null(table_keys.indices.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
-        ca = pc.fill_null(pc.index_in(a, value_set=table_keys.dictionary).cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
+        encode = lambda col: (lambda: pc.dictionary_encode(col.combine_chunks()))
+        if len(a) + len(b) < 2 * _SPLIT_MIN:
+            table_keys = encode(b)()
+            return as_numpy(pc.index_in(a, value_set=table_keys.dictionary)), as_numpy(table_keys.indices)
+        table_keys, event_keys = _together(encode(b), encode(a))  # both sides encoded at once, in two threads
+        in_table = np.append(as_numpy(pc.index_in(event_keys.dictionary, value_set=table_keys.dictionary)), -1)  # once per distinct key
+        return in_table[as_numpy(event_keys.indices)], as_numpy(table_keys.indices)  # a null event key (-1) reads the appended -1
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError): return None
-    return ca, cb
 
 def _key_codes(ev:pa.Table, ft:pa.Table, keys:list[str]):
     "Codes of the key tuples of events and table, equal exactly when every key is equal, -1 when one is null; None: DuckDB engine."
@@ -758,15 +764,23 @@ def _key_codes(ev:pa.Table, ft:pa.Table, keys:list[str]):
     for k in keys:
         got = _codes(ev[k], ft[k])
         if got is None: return None
+        if len(keys) == 1: return got
         one = np.concatenate(got)
         if codes is None: codes = one; continue
         valid = (codes >= 0) & (one >= 0)
         codes = np.where(valid, codes * (int(one.max(initial=0)) + 1) + one, -1)
         codes[valid] = pd.factorize(codes[valid])[0]  # renumber densely: no overflow however many key columns
-    return (codes[:ev.num_rows], codes[ev.num_rows:]) if len(keys) > 1 else got
+    return codes[:ev.num_rows], codes[ev.num_rows:]
 
 # %% ../nbs/03_features.ipynb #c47180d2
 def _bits(x) -> int: return max(int(x).bit_length(), 1)
+
+@njit(cache=True)
+def _packed(ts, code, lo, ts_shift, row_bits):
+    "`time - lo | code | row` of every row as one int64, in one compiled pass."
+    p = np.empty(len(ts), np.int64)
+    for i in range(len(ts)): p[i] = ((ts[i] - lo) << ts_shift) | (code[i] << row_bits) | i
+    return p
 
 def _pack_by_time(ts:np.ndarray, code:np.ndarray):
     "Rows sorted by time as packed int64 `time - lo | code | row` (one plain `np.sort`), with (ts_shift, row_bits, lo); None when it does not fit."
@@ -774,13 +788,13 @@ def _pack_by_time(ts:np.ndarray, code:np.ndarray):
     row_bits = _bits(n)
     ts_shift = _bits(code.max()) + row_bits
     if _bits(int(ts.max()) - lo) + ts_shift > 63: return None
-    p = ts - lo; p <<= ts_shift; p |= code << row_bits; p |= np.arange(n)
+    p = _packed(ts.astype(np.int64, copy=False), code.astype(np.int64, copy=False), lo, ts_shift, row_bits)
     p.sort()  # a plain int64 sort, several times faster than an argsort of the same keys
     return p, ts_shift, row_bits, lo
 
 def _time_order(ts:np.ndarray) -> np.ndarray:
     "Row numbers in time order (ties in any order)."
-    got = _pack_by_time(ts, np.zeros(1, np.int64))
+    got = _pack_by_time(ts, np.zeros(len(ts), np.int64))
     return np.argsort(ts) if got is None else got[0] & ((1 << got[2]) - 1)
 
 def _first_duplicate(*cols:np.ndarray) -> int|None:
@@ -804,18 +818,18 @@ def _is_sorted(a):
         if a[i] < a[i - 1]: return False
     return True
 
-@njit(cache=True)
-def _asof_stream(p, ts_shift, row_bits, lo, f_ts, c_ts, e_ts, e_code, e_order, n_keys, ttl):
-    "Walk the table rows (packed, by the time they become visible) and the events (by time) together, keeping per key the best row visible so far; per event the row it gets (-1: none) and a row tied with another (-1: none)."
+@njit(cache=True, nogil=True)
+def _asof_stream(p, ts_shift, row_bits, lo, f_ts, c_ts, e_ts, e_code, e_order, n_keys, ttl, q0, q1, out):
+    "Walk the table rows (packed, by the time they become visible) and the events at positions q0..q1-1 of the time order together, keeping per key the best row visible so far; writes per event the row it gets (-1: none) into `out`, returns a row tied with another (-1: none)."
     backfill = len(c_ts) > 0  # rows carry (feature_ts, created_ts): the newest feature_ts wins, then the newest created_ts
     best = np.full(n_keys, -1, np.int64)
     best_f = np.zeros(n_keys, np.int64)
     best_c = np.zeros(n_keys, np.int64)
-    out = np.empty(len(e_ts), np.int64)
     n_t, n_e, j, tie = len(p), len(e_ts), 0, -1
     low, row_mask, end = (1 << ts_shift) - 1, (1 << row_bits) - 1, np.iinfo(np.int64).max
     visible = (p[0] >> ts_shift) + lo if n_t else end  # when the next row becomes visible
-    for q in range(n_e + 1):  # the last round (q == n_e) applies the remaining rows, so every tie is seen
+    for q in range(q0, q1 + 1):  # the first round replays the rows before q0; the last (q == n_e) applies the remaining rows, so every tie is seen
+        if q == q1 and q1 < n_e: break
         i = (e_order[q] if len(e_order) else q) if q < n_e else 0
         t = e_ts[i] if q < n_e else end
         while j < n_t and visible <= t:  # rows visible at t: stamped at or before it
@@ -833,9 +847,50 @@ def _asof_stream(p, ts_shift, row_bits, lo, f_ts, c_ts, e_ts, e_code, e_order, n
         r = best[k] if 0 <= k < n_keys else -1
         if r >= 0 and ttl >= 0 and t - best_f[k] > ttl: r = -1  # too old counts as missing
         out[i] = r
-    return out, tie
+    return tie
+
+def _cores() -> int:
+    "CPU cores this process may run on."
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+_SPLIT_MIN = 200_000  # below this, a second thread costs more than it saves
+
+def _together(first, second) -> list:
+    "[first(), second()], run in two threads when there are two cores (each should release the GIL: compiled nogil code, Arrow compute)."
+    if _cores() < 2: return [first(), second()]
+    got = []
+    def run():
+        try: got.append((True, first()))
+        except BaseException as e: got.append((False, e))
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    try: last = second()
+    finally: worker.join()
+    if not got[0][0]: raise got[0][1]
+    return [got[0][1], last]
+
+def _in_halves(fn, n:int) -> list:
+    "[fn(0, n)], or [fn(0, n//2), fn(n//2, n)] run in two threads when n is big and there are two cores."
+    if n < _SPLIT_MIN or _cores() < 2: return [fn(0, n)]
+    return _together(lambda: fn(0, n // 2), lambda: fn(n // 2, n))
 
 # %% ../nbs/03_features.ipynb #d3145512
+def _fixed_width(col:pa.ChunkedArray) -> np.ndarray|None:
+    "The values of a null-free integer, float or time column as unsigned ints of its width (no copy when in one chunk), or None."
+    t = col.type
+    if col.null_count or not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_temporal(t)) or pa.types.is_float16(t): return None
+    try: width = t.bit_width
+    except ValueError: return None
+    if width not in (8, 16, 32, 64): return None
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if not len(arr): return np.empty(0, f"u{width // 8}")
+    return np.frombuffer(arr.buffers()[1], f"u{width // 8}", count=len(arr) + arr.offset)[arr.offset:]
+
+@njit(cache=True, nogil=True)
+def _take_rows(values, rows, out):
+    "out[i] = values[rows[i]], or values[0] where rows[i] < 0 (a null there): one compiled pass, no branch."
+    for i in range(len(rows)): out[i] = values[max(rows[i], 0)]
+
 def _pit_numba(ev:pa.Table, ft:pa.Table, keys:list[str], event_ts:str, feature_ts:str, ttl_seconds, created_ts) -> np.ndarray|None:
     "Per event, the row of `ft` it gets (-1: none), or None when the column types need the DuckDB engine."
     codes, times = _key_codes(ev, ft, keys), _times(ev[event_ts], ft[feature_ts])
@@ -872,7 +927,9 @@ def _pit_numba(ev:pa.Table, ft:pa.Table, keys:list[str], event_ts:str, feature_t
         packed = _pack_by_time(np.searchsorted(uniq, visible), tc)
         e_t, ttl = np.searchsorted(uniq, e_ts, side="right") - 1, -1.0  # an event sees the rows ranked at or below its time
         if ct is None: f_ts, c_ts = tt, np.zeros_like(tt)  # order and ties by the real times
-    rows, tie = _asof_stream(*packed, f_ts, c_ts, e_t, e_code, e_order, int(tc.max()) + 1, ttl)
+    rows = np.empty(len(e_ts), np.int64)
+    stream = lambda q0, q1: _asof_stream(*packed, f_ts, c_ts, e_t, e_code, e_order, int(tc.max()) + 1, ttl, q0, q1, rows)
+    tie = max(_in_halves(stream, len(e_ts)))  # two threads: the second replays the rows before its half (a quick pass), then both merge
     if tie >= 0: _ambiguous(ident, row_values(tie if t_rows is None else t_rows[tie]))
     if ttl_seconds is not None and e_t is not e_ts:  # too old counts as missing
         rows[(rows >= 0) & (e_ts - tt[np.maximum(rows, 0)] > float(ttl_seconds) * per_second)] = -1
@@ -899,11 +956,20 @@ def point_in_time_join(events, # events: parquet path, pyarrow Table or pandas D
     values = _value_columns(ev.column_names, ft.column_names, keys, event_ts, feature_ts, created_ts)
     rows = _pit_numba(ev, ft, keys, event_ts, feature_ts, ttl_seconds, created_ts)
     if rows is None: return _pit_duckdb(ev, ft, keys, event_ts, feature_ts, ttl_seconds, created_ts)  # time or key types it does not take
-    missing = rows < 0
-    take, valid = pa.array(np.maximum(rows, 0)), (pa.array(~missing) if missing.any() else None)  # a take without nulls is the fast one
+    found = rows >= 0
+    n_missing = len(rows) - int(np.count_nonzero(found))
+    validity = pa.py_buffer(np.packbits(found, bitorder="little")) if n_missing else None
+    take = None
     for c in values:
-        col = ft[c].take(take)
-        ev = ev.append_column(ft.schema.field(c), col if valid is None else pc.if_else(valid, col, pa.scalar(None, col.type)))
+        col, vals = ft[c], _fixed_width(ft[c])
+        if vals is not None and len(vals):  # numbers and times without nulls: one compiled gather, the nulls set by one shared bitmap
+            out = np.empty(len(rows), vals.dtype)
+            _in_halves(lambda lo, hi: _take_rows(vals, rows[lo:hi], out[lo:hi]), len(rows))
+            col = pa.Array.from_buffers(col.type, len(rows), [validity, pa.py_buffer(out)], null_count=n_missing)
+        else:  # any other type: Arrow's take, with a null index where there is no row
+            if take is None: take = pa.array(rows, mask=~found) if n_missing else pa.array(rows)
+            col = col.take(take)
+        ev = ev.append_column(ft.schema.field(c), col)
     return ev
 
 # %% ../nbs/03_features.ipynb #8171931b
