@@ -243,14 +243,24 @@ class CTRModel(L.LightningModule):
         if self.automatic_optimization: return self.training_loss(batch)
         # manual optimization (fit's fast path): `batch` is a list of batches, one optimizer step each, so Lightning's
         # per-step machinery runs once per group instead of once per step
-        opt, steps = self.optimizers(), []
+        # When nothing watches backward or the optimizer step (fit checks: no callback or module hook, 32-bit precision, one
+        # device), `raw_steps_` lets the steps call the optimizer itself; Lightning still counts each step as its own.
+        opt, losses, sizes = self.optimizers(), [], []
+        raw = opt.optimizer if getattr(self, "raw_steps_", False) else None
         for b in batch:
-            opt.zero_grad(set_to_none=True)
-            loss = self.training_loss(b)
-            self.manual_backward(loss)
-            opt.step()
-            steps.append((loss.item(), len(b["cat"])))
-        return {"loss": torch.tensor(sum(l * n for l, n in steps) / sum(n for _, n in steps)), "steps": steps}
+            if raw is None:
+                opt.zero_grad(set_to_none=True)
+                loss = self.training_loss(b)
+                self.manual_backward(loss)
+                opt.step()
+            else:
+                raw.zero_grad(set_to_none=True)
+                loss = self.training_loss(b)
+                loss.backward()
+                opt._on_before_step(); raw.step(); opt._on_after_step()
+            losses.append(loss.detach()); sizes.append(len(b["cat"]))
+        steps = list(zip(torch.stack(losses).tolist(), sizes))
+        return {"loss": torch.tensor(sum(l * n for l, n in steps) / sum(sizes)), "steps": steps}
 
     def validation_step(self, batch, batch_idx):
         cat, num, label = unpack_batch(batch)
