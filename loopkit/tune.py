@@ -133,7 +133,9 @@ def _make_sampler(sampler, seed:int|None, n_trials:int):
     "An Optuna sampler from a name ('tpe', 'random') or the sampler itself."
     if isinstance(sampler, optuna.samplers.BaseSampler): return sampler
     if sampler == "tpe":  # model after a third of the budget (2..10 random trials), not after Optuna's fixed 10
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, n_trials // 3)))
+        with warnings.catch_warnings():  # multivariate and group are marked experimental by Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, n_trials // 3)), multivariate=True, group=True)
     if sampler == "random": return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"sampler {sampler!r}: expected 'tpe', 'random' or an optuna.samplers.BaseSampler")
 
