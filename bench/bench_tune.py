@@ -6,10 +6,10 @@ seeds, side by side in one run. The space is what a feed team would search: the 
 DeepFM and DCNv2, the learning rate, the embedding size, weight decay, dropout and the batch size; settings a model lacks
 are not drawn for it. TPE is loopkit's default (`sampler="tpe"`: multivariate, grouped, random for the first third of the
 trials). For each seed, random search's best validation AUC is the target; the figure is the number of epochs each search
-trained (all trials, in order, counting every epoch of every trial, pruned ones included) until some trial first reached
-that AUC after one of its epochs. That is compared with what random search spent: its whole search (what it costs to
-get its best: nobody knows it is the best before the budget is spent), and, stricter, its epochs until it first reached
-its own best. Prints a markdown table per seed and the totals. Goal: TPE + pruning needs <= 1/3 of the epochs.
+trained (all trials, in order, counting every epoch of every trial, pruned ones included) until a trial that completed
+first reached that AUC after one of its epochs (a pruned trial's AUC does not count: `tune` never returns its model).
+That is compared with what random search spent: its whole search (what it costs to get its best: nobody knows it is
+the best before the budget is spent), and, stricter, its epochs until it first reached its own best. Prints a markdown table per seed and the totals. Goal: TPE + pruning needs <= 1/3 of the epochs.
 """
 import argparse, os, platform, tempfile, time
 import optuna
@@ -28,12 +28,13 @@ SPACE = {"model": {"type": "categorical", "choices": ["lr", "fm", "deepfm", "dcn
 
 
 def epochs_until(study, target, eps=1e-6):
-    "Epochs trained, trial after trial in order, until an epoch's validation AUC first reached `target` (None: never)."
+    "Epochs trained, trial after trial in order, until an epoch of a trial that completed first reached `target` (None: never)."
     spent = 0  # eps: per-epoch AUCs reach the trials as float32 (Lightning's logged metrics), trial values are float64
-    for t in sorted(study.trials, key=lambda t: t.number):
+    for t in sorted(study.trials, key=lambda t: t.number):  # a pruned trial's epochs count as spent, but its AUC does not:
+        done = t.state == optuna.trial.TrialState.COMPLETE   # tune returns the best completed trial's model, never a pruned one's
         for step, value in sorted(t.intermediate_values.items()):
             spent += 1
-            if value >= target - eps: return spent
+            if done and value >= target - eps: return spent
     return None
 
 
