@@ -242,22 +242,15 @@ class CTRModel(L.LightningModule):
     def training_step(self, batch, batch_idx):
         if self.automatic_optimization: return self.training_loss(batch)
         # manual optimization (fit's fast path): `batch` is a list of batches, one optimizer step each, so Lightning's
-        # per-step machinery runs once per group instead of once per step
-        # When nothing watches backward or the optimizer step (fit checks: no callback or module hook, 32-bit precision, one
-        # device), `raw_steps_` lets the steps call the optimizer itself; Lightning still counts each step as its own.
+        # per-step machinery runs once per group instead of once per step. With `raw_steps_` (fit found nothing watching
+        # backward or the step) the steps skip Lightning's hook dispatch; Lightning still counts each step as its own.
         opt, losses, sizes = self.optimizers(), [], []
         raw = opt.optimizer if getattr(self, "raw_steps_", False) else None
         for b in batch:
-            if raw is None:
-                opt.zero_grad(set_to_none=True)
-                loss = self.training_loss(b)
-                self.manual_backward(loss)
-                opt.step()
-            else:
-                raw.zero_grad(set_to_none=True)
-                loss = self.training_loss(b)
-                loss.backward()
-                opt._on_before_step(); raw.step(); opt._on_after_step()
+            opt.zero_grad(set_to_none=True)
+            loss = self.training_loss(b)
+            if raw is None: self.manual_backward(loss); opt.step()
+            else: loss.backward(); opt._on_before_step(); raw.step(); opt._on_after_step()
             losses.append(loss.detach()); sizes.append(len(b["cat"]))
         steps = list(zip(torch.stack(losses).tolist(), sizes))
         return {"loss": torch.tensor(sum(l * n for l, n in steps) / sum(sizes)), "steps": steps}
