@@ -748,14 +748,12 @@ def _codes(a:pa.ChunkedArray, b:pa.ChunkedArray):
         a, b = a.cast(pa.large_string()), b.cast(pa.large_string())
     elif a.type != b.type: return None
     as_numpy = lambda x: pc.fill_null(x.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
-    try:  # the table's distinct keys are the codes; an event key not among them never matches
-        encode = lambda col: (lambda: pc.dictionary_encode(col.combine_chunks()))
-        if len(a) + len(b) < 2 * _SPLIT_MIN:
-            table_keys = encode(b)()
-            return as_numpy(pc.index_in(a, value_set=table_keys.dictionary)), as_numpy(table_keys.indices)
-        table_keys, event_keys = _together(encode(b), encode(a))  # both sides encoded at once, in two threads
-        in_table = np.append(as_numpy(pc.index_in(event_keys.dictionary, value_set=table_keys.dictionary)), -1)  # once per distinct key
-        return in_table[as_numpy(event_keys.indices)], as_numpy(table_keys.indices)  # a null event key (-1) reads the appended -1
+    try:  # both sides dictionary-encoded (at once, in two threads, when big); the table's distinct keys are the codes
+        encode = [lambda: pc.dictionary_encode(b.combine_chunks()), lambda: pc.dictionary_encode(a.combine_chunks())]
+        table_keys, event_keys = _together(*encode) if len(a) + len(b) >= 2 * _SPLIT_MIN else [f() for f in encode]
+        # each distinct event key looked up once; one absent from the table, or null (index -1), reads the appended -1
+        in_table = np.append(as_numpy(pc.index_in(event_keys.dictionary, value_set=table_keys.dictionary)), -1)
+        return in_table[as_numpy(event_keys.indices)], as_numpy(table_keys.indices)
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError): return None
 
 def _key_codes(ev:pa.Table, ft:pa.Table, keys:list[str]):
@@ -828,8 +826,7 @@ def _asof_stream(p, ts_shift, row_bits, lo, f_ts, c_ts, e_ts, e_code, e_order, n
     n_t, n_e, j, tie = len(p), len(e_ts), 0, -1
     low, row_mask, end = (1 << ts_shift) - 1, (1 << row_bits) - 1, np.iinfo(np.int64).max
     visible = (p[0] >> ts_shift) + lo if n_t else end  # when the next row becomes visible
-    for q in range(q0, q1 + 1):  # the first round replays the rows before q0; the last (q == n_e) applies the remaining rows, so every tie is seen
-        if q == q1 and q1 < n_e: break
+    for q in range(q0, q1 + (q1 == n_e)):  # the first round replays the rows before q0; a last round (q == n_e) applies the remaining rows, so every tie is seen
         i = (e_order[q] if len(e_order) else q) if q < n_e else 0
         t = e_ts[i] if q < n_e else end
         while j < n_t and visible <= t:  # rows visible at t: stamped at or before it
