@@ -28,7 +28,7 @@ from loopkit.evaluate import evaluate
 from loopkit.features import build_table
 from loopkit.quality import screen
 from loopkit.train import fit
-from loopkit.tune import tune
+from loopkit.tune import tune, _fit_args  # _fit_args: how tune turns a trial's values into fit's arguments
 
 SPACE = {"model": {"type": "categorical", "choices": ["lr", "fm", "deepfm", "dcnv2"]},
          "lr": {"type": "float", "low": 1e-4, "high": 0.3, "log": True},
@@ -59,8 +59,8 @@ class Judge:
     def __call__(self, params:dict) -> tuple[float, float]:
         key = tuple(sorted(params.items()))
         if key not in self.seen:
-            p = dict(params)
-            args = {"model": p.pop("model"), "lr": p.pop("lr"), "batch_size": p.pop("batch_size"), "config": p or None}
+            values = dict(params)
+            args = _fit_args(values.pop("model"), values, lr=None, batch_size=1024)  # tune's defaults; SPACE searches both
             again = [fit(self.table, self.spec, **args, max_epochs=self.epochs, seed=1000 + k) for k in range(self.n)]  # tune's patience
             self.seen[key] = (sum(r.metrics["valid_auc"] for r in again) / self.n,
                               sum(evaluate(r.model, self.table, self.spec, "test")["auc"] for r in again) / self.n)
@@ -111,6 +111,21 @@ def run(table, spec, trials, epochs, seed, pruners, retrain):
     return out
 
 
+def header(cols) -> str:
+    "A markdown table's header for these columns, the pruners by their short names."
+    return "| " + " | ".join(c.replace("hyperband", "TPE+HB").replace("halving", "TPE+SH") for c in cols) + " |\n|" + "---:|" * len(cols)
+
+
+def fmt(v) -> str:
+    "A table cell: 'not reached', an AUC to 4 places, seconds to 1, a count as it is."
+    if v is None or (isinstance(v, float) and pd.isna(v)): return "not reached"
+    if isinstance(v, float): return f"{v:.4f}" if v < 1 else f"{v:.1f}"
+    return str(v)
+
+
+def line(row, cols) -> str: return "| " + " | ".join(fmt(row[c]) for c in cols) + " |"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--events', type=int, default=30_000, help="synthetic impressions in the feature table")
@@ -130,13 +145,11 @@ def main():
           f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}\n")
     cols = ["seed", "random best AUC", "random epochs (all)", "random epochs to its best"]
     for pr in a.pruners: cols += [f"{pr} best AUC", f"{pr} epochs (all)", f"{pr} pruned", f"{pr} epochs to random's best"]
-    fmt = lambda v: "not reached" if v is None or (isinstance(v, float) and pd.isna(v)) else (f"{v:.4f}" if isinstance(v, float) and v < 1 else
-                                                                                        f"{v:.1f}" if isinstance(v, float) else str(v))
-    print("| " + " | ".join(c.replace("hyperband", "TPE+HB").replace("halving", "TPE+SH") for c in cols) + " |\n|" + "---:|" * len(cols), flush=True)
+    print(header(cols), flush=True)
     rows = []
     for seed in range(a.seeds):  # a row as soon as its seed is done
         rows.append(run(table, spec, a.trials, a.epochs, seed, a.pruners, a.retrain))
-        print("| " + " | ".join(fmt(rows[-1][c]) for c in cols) + " |", flush=True)
+        print(line(rows[-1], cols), flush=True)
     df = pd.DataFrame(rows)
     print()
     for pr in a.pruners:
@@ -154,8 +167,8 @@ def main():
               f"{a.retrain} other training seeds; the target is random search's best configuration judged so.\n")
         jc = ["seed", "random judged AUC", "random judged test AUC", "random epochs to its judged best"]
         for pr in a.pruners: jc += [f"{pr} judged AUC", f"{pr} judged test AUC", f"{pr} epochs to random's judged best"]
-        print("| " + " | ".join(c.replace("hyperband", "TPE+HB").replace("halving", "TPE+SH") for c in jc) + " |\n|" + "---:|" * len(jc))
-        for r in rows: print("| " + " | ".join(fmt(r[c]) for c in jc) + " |")
+        print(header(jc))
+        for r in rows: print(line(r, jc))
         print()
         for pr in a.pruners:
             got = df[f"{pr} epochs to random's judged best"]
