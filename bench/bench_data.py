@@ -8,7 +8,8 @@ import argparse, platform, statistics, tempfile, time
 import os
 from pathlib import Path
 import pyarrow.parquet as pq
-from loopkit.data import synth_events, write_events
+from loopkit.ingest.synth import synth_events
+from loopkit.ingest.sources import write_events
 
 
 def bench(rows=1_000_000, repeats=3, seed=0):

@@ -1,7 +1,7 @@
 """Student vs teacher in one run: `python bench/bench_distill.py [--data synth movielens] [--events N]`.
 
 For each data set: train a big teacher (DeepFM, wide field vectors and a large MLP, as a production ranker would be)
-with `loopkit.train.fit`; distill the default `mlp` student from it with `loopkit.distill.distill` (teacher scores
+with `loopkit.training.fit.fit`; distill the default `mlp` student from it with `loopkit.training.distill.distill` (teacher scores
 computed once); also train the same student on the labels alone for context. Then, on the test split:
 
 - AUC of teacher, distilled student and label-only student; retention = student AUC / teacher AUC (goal >= 99.5 %);
@@ -13,19 +13,20 @@ computed once); also train the same student on the labels alone for context. The
   cold + low-confidence routing;
 - the cost-aware choice (`choose_model`, 2 % relative AUC loss) among teacher and students.
 
-Data: synthetic = `loopkit.data.synth_events` -> `loopkit.features.build_table` (time split 70/10/20);
+Data: synthetic = `loopkit.ingest.synth.synth_events` -> `loopkit.features.batch.build_table` (time split 70/10/20);
 MovieLens-100K = RecBole's protocol table from bench/bench_movielens.py (random 80/10/10), skipped when absent.
 Prints markdown tables.
 """
 import argparse, platform, statistics, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from loopkit.data import synth_events
-from loopkit.features import build_table
-from loopkit.distill import distill, serving_cost, HybridRouter, replay, rank_candidates
-from loopkit.evaluate import auc
-from loopkit.models import read_features, rows_of_split
-from loopkit.train import fit
+from loopkit.ingest.synth import synth_events
+from loopkit.features.batch import build_table
+from loopkit.training.distill import distill, serving_cost, rank_candidates
+from loopkit.serving.hybrid import HybridRouter, evaluate_router
+from loopkit.evaluation.metrics import auc
+from loopkit.models.encoder import read_features, rows_of_split
+from loopkit.training.fit import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -94,7 +95,7 @@ def run(name, table, spec, a):
                "cold + low confidence": dict(cold=["user_id", "item_id"], band=tuple(np.quantile(s_scores, [0.3, 0.7])), band_share=0.6)}
     print("\n| router | requests | share to teacher (requests) | share (rows) | decisions | AUC student | AUC hybrid | AUC teacher |\n|---|---:|---:|---:|---|---:|---:|---:|")
     for label, kw in routers.items():
-        out = replay(HybridRouter(student, teacher.model, **kw), test, label=spec["label"], request_size=100)
+        out = evaluate_router(HybridRouter(student, teacher.model, **kw), test, label=spec["label"], request_size=100)
         m = out["metrics"]
         print(f"| {label} | {m['requests']} | {m['share_to_teacher']:.1%} | {m['rows_share_to_teacher']:.1%} | {out['reasons']} | "
               f"{m['auc_student']:.4f} | {m['auc_hybrid']:.4f} | {m['auc_teacher']:.4f} |", flush=True)

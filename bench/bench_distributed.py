@@ -2,7 +2,7 @@
 
 (a) DDP on CPU, gloo: one process (2 threads, and 1 thread) vs two processes (1 thread each, torchrun's default), the
 same DeepFM, the same table, the same GLOBAL batch size and number of epochs, so the same total samples. Every run
-goes through `loopkit.distributed.fit_distributed(strategy="ddp")`, so the single-process rows carry the same (trivial)
+goes through `loopkit.training.distributed.fit_distributed(strategy="ddp")`, so the single-process rows carry the same (trivial)
 DDP wrapper. Throughput = training rows seen by all ranks / the slowest rank's training time (sum of its step phases;
 setup and validation excluded). Phases are timed per step by Lightning hooks on every rank: data (handing out the
 batch), forward, backward (under DDP it ends only when the gradient all-reduce, which overlaps it, has finished),
@@ -19,7 +19,7 @@ embedding tables so that parameters dominate. Compared with the ZeRO paper's pre
 """
 import argparse, os, platform, tempfile, time
 import numpy as np, pandas as pd, torch
-from loopkit.distributed import fit_distributed
+from loopkit.training.distributed import fit_distributed
 
 MB = 1 / 2**20
 

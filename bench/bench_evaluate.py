@@ -1,14 +1,14 @@
 """Offline evaluation throughput: `python bench/bench_evaluate.py [--rows N] [--repeats R]`.
 
 Builds N impression rows (default 10M: 1 user per 40 rows, 1 item per 100, 8 categories, ~7% clicks, scores on a
-1e-4 grid so there are ties) and times, in the same run and interleaved, every offline metric of loopkit.evaluate,
+1e-4 grid so there are ties) and times, in the same run and interleaved, every offline metric of loopkit.evaluation.metrics,
 `offline_metrics` (all of them from one shared sort), `sliced_metrics` over four slices, and scikit-learn's
 roc_auc_score / log_loss on the same arrays (their values must agree). Prints a markdown table: best and median of R.
 """
 import argparse, os, platform, statistics, time
 import numpy as np
 from sklearn.metrics import roc_auc_score, log_loss
-from loopkit.evaluate import (auc, logloss, gauc, expected_calibration_error, calibration_ratio, ndcg_at_k, coverage_at_k,
+from loopkit.evaluation.metrics import (auc, logloss, gauc, expected_calibration_error, calibration_ratio, ndcg_at_k, coverage_at_k,
                               diversity_at_k, offline_metrics, sliced_metrics)
 
 

@@ -15,8 +15,10 @@ Prints markdown tables.
 """
 import argparse, gc, os, platform, statistics, subprocess, sys, tempfile, time
 import numpy as np, pandas as pd, pyarrow as pa
-from loopkit.features import point_in_time_join, OnlineFeatures, default_features
-from loopkit.data import synth_events
+from loopkit.features.point_in_time import point_in_time_join
+from loopkit.features.online import OnlineFeatures
+from loopkit.features.definitions import default_features
+from loopkit.ingest.synth import synth_events
 
 
 def pit_data(n_events, n_rows, n_keys, seed=0, span=30 * 86_400):
@@ -81,7 +83,7 @@ def bench_pit(n_events, n_rows, n_keys, repeats):
 JIT_PROBE = '''
 import time; t0 = time.perf_counter()
 import pyarrow as pa
-from loopkit.features import point_in_time_join
+from loopkit.features.point_in_time import point_in_time_join
 t1 = time.perf_counter()
 ev = pa.table({"user_id": [1, 2], "ts": [5, 9]}); ft = pa.table({"user_id": [1, 2], "fts": [4, 9], "w": [4, 9], "v": [0.1, 0.2]})
 t2 = time.perf_counter(); point_in_time_join(ev, ft.drop_columns(["w"]), "user_id", feature_ts="fts"); t3 = time.perf_counter()

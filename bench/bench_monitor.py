@@ -15,7 +15,8 @@ import argparse, os, platform, statistics, time
 os.environ.setdefault("DO_NOT_TRACK", "1")
 import numpy as np
 import pandas as pd
-from loopkit.monitor import DriftMonitor, _bucket_codes, _evidently, freeze_reference, psi
+from loopkit.monitoring.monitor import DriftMonitor
+from loopkit.monitoring.psi import _bucket_codes, _evidently, freeze_reference, psi
 
 
 def data(n, c, seed, shift=0.0):

@@ -13,10 +13,10 @@ and DCNv2 on the same protocol, one row per model and seed, plus the mean over s
 import argparse, platform, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from loopkit.data import load_movielens
-from loopkit.evaluate import auc, logloss
-from loopkit.models import rows_of_split
-from loopkit.train import fit
+from loopkit.ingest.movielens import load_movielens
+from loopkit.evaluation.metrics import auc, logloss
+from loopkit.models.encoder import rows_of_split
+from loopkit.training.fit import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 RECBOLE_LR = {"auc": 0.7765, "logloss": 0.5620}

@@ -1,7 +1,7 @@
 """Gate evaluation on a parquet events file: `python bench/bench_quality.py [--rows N] [--repeats R]`.
 
 Writes N synthetic events (default 1M) to a zstd parquet file and evaluates the same 20 checks three ways, interleaved, in the
-same run: `loopkit.quality.validate` (every check one aggregate of a single DuckDB scan), one DuckDB query per check (20 scans of
+same run: `loopkit.quality.checks.validate` (every check one aggregate of a single DuckDB scan), one DuckDB query per check (20 scans of
 the file), and pandas (read the file, then 20 vectorised expressions). All three must observe identical values. Also times the
 collection and storage gates (`screen` + `repair`) on the same file. Prints a markdown table (best and median of R repeats).
 """
@@ -9,8 +9,10 @@ import argparse, os, platform, statistics, tempfile, time
 from pathlib import Path
 import duckdb
 import pandas as pd
-from loopkit.data import synth_events, write_events
-from loopkit.quality import Check, _aggregate_sql, parse_checks, repair, screen, validate
+from loopkit.ingest.synth import synth_events
+from loopkit.ingest.sources import write_events
+from loopkit.quality.checks import Check, _aggregate_sql, parse_checks, validate
+from loopkit.quality.screen import repair, screen
 
 REF = 1_768_435_200  # 2026-01-15: the reference time for freshness (the synthetic feed spans 2026-01-01..15)
 

@@ -21,10 +21,10 @@ ADMIN = "bench-admin-token-0123456789"
 
 def prepare(work:Path, n_events:int, model:str):
     "Events (tokenized) for warming the features, a features table and a trained model; the request pool."
-    from loopkit.data import synth_events
-    from loopkit.features import build_table
-    from loopkit.privacy import pseudonymize_events
-    from loopkit.train import fit
+    from loopkit.ingest.synth import synth_events
+    from loopkit.features.batch import build_table
+    from loopkit.ingest.privacy import pseudonymize_events
+    from loopkit.training.fit import fit
     import pyarrow.parquet as pq
     raw = synth_events(n_events, days=7, seed=0)
     events = pseudonymize_events(raw, KEY.encode())
@@ -37,7 +37,7 @@ def prepare(work:Path, n_events:int, model:str):
 
 
 def start_server(port:int, args:list, env:dict) -> subprocess.Popen:
-    code = f"import sys; from loopkit.serve import main; sys.exit(main({args!r}))"
+    code = f"import sys; from loopkit.serving.http import main; sys.exit(main({args!r}))"
     p = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     for _ in range(600):
         try:

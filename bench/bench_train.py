@@ -1,4 +1,4 @@
-"""Training throughput of `loopkit.train.fit` vs a hand-written PyTorch loop: `python bench/bench_train.py [--rows N] [--threads T]`.
+"""Training throughput of `loopkit.training.fit.fit` vs a hand-written PyTorch loop: `python bench/bench_train.py [--rows N] [--threads T]`.
 
 Same model class and initial weights (`build_model` under one seed), same tensors (`FeatureEncoder` over one synthetic
 table), same batch size, same optimizer (`configure_optimizers`), same batch order (`TensorBatches`), same validation
@@ -11,9 +11,10 @@ import argparse, platform, statistics, time
 import numpy as np, pandas as pd, torch
 import lightning as L
 import torch.nn.functional as F
-from loopkit.evaluate import auc
-from loopkit.models import FeatureEncoder, build_model, rows_of_split
-from loopkit.train import TensorBatches, fit, _VALID_ROWS
+from loopkit.evaluation.metrics import auc
+from loopkit.models.encoder import FeatureEncoder, rows_of_split
+from loopkit.models.ctr import build_model
+from loopkit.training.fit import TensorBatches, fit, _VALID_ROWS
 
 CONFIGS = {"lr": {}, "deepfm": {"embed_dim": 16, "hidden": [128, 64]}}
 

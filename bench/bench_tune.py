@@ -1,4 +1,4 @@
-"""Search efficiency of `loopkit.tune`: `python bench/bench_tune.py [--events N] [--trials T] [--epochs E] [--seeds S] [--pruners P ...]`.
+"""Search efficiency of `loopkit.training.search`: `python bench/bench_tune.py [--events N] [--trials T] [--epochs E] [--seeds S] [--pruners P ...]`.
 
 TPE with pruning (Hyperband and successive halving, each its own search) vs random search without pruning, the same
 budget of trials and the same search space, on a synthetic feature table (`synth_events`, screened of bots and
@@ -23,12 +23,12 @@ import argparse, os, platform, tempfile, time
 import optuna
 import pandas as pd
 import torch
-from loopkit.data import synth_events
-from loopkit.evaluate import evaluate
-from loopkit.features import build_table
-from loopkit.quality import screen
-from loopkit.train import fit
-from loopkit.tune import tune, _fit_args  # _fit_args: how tune turns a trial's values into fit's arguments
+from loopkit.ingest.synth import synth_events
+from loopkit.evaluation.metrics import evaluate
+from loopkit.features.batch import build_table
+from loopkit.quality.screen import screen
+from loopkit.training.fit import fit
+from loopkit.training.search import tune, _fit_args  # _fit_args: how tune turns a trial's values into fit's arguments
 
 SPACE = {"model": {"type": "categorical", "choices": ["lr", "fm", "deepfm", "dcnv2"]},
          "lr": {"type": "float", "low": 1e-4, "high": 0.3, "log": True},

@@ -6,7 +6,7 @@ Docs: https://loopkit.github.io/loopkit/registry.html.md"""
 
 # %% ../nbs/07_registry.ipynb #987134cd
 from __future__ import annotations
-import getpass, json, logging, os, subprocess, tempfile, warnings
+import getpass, json, logging, os, shutil, subprocess, tempfile, warnings
 from datetime import datetime, timezone
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,11 +15,11 @@ import numpy as np, pandas as pd
 import mlflow, mlflow.pyfunc
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from .models import load_model
+from .models.ctr import load_model
 
 # %% auto #0
-__all__ = ['LoopkitPyfunc', 'alias_version', 'champion', 'register', 'collect_lineage', 'lineage', 'promote', 'rollback',
-           'retire_challenger', 'alias_history', 'versions']
+__all__ = ['LoopkitPyfunc', 'alias_version', 'champion', 'register', 'download_version', 'load_version', 'collect_lineage',
+           'lineage', 'promote', 'rollback', 'retire_challenger', 'alias_history', 'versions']
 
 # %% ../nbs/07_registry.ipynb #53a363c0
 class LoopkitPyfunc(mlflow.pyfunc.PythonModel):
@@ -155,7 +155,7 @@ def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.sa
              tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
              run_id:str|None=None, # an existing run to log into (left running); a new run when None
              experiment:str="loopkit", # experiment of the new run when run_id is None
-             gate:dict|str|Path|None=None, # a promotion-gate verdict (loopkit.gate) or its gate.json: blessed -> `challenger`
+             gate:dict|str|Path|None=None, # a promotion-gate verdict (loopkit.evaluation.gate) or its gate.json: blessed -> `challenger`
              lineage:dict|None=None, # what reproduces the version (`collect_lineage`); stored as tags and lineage.json
              reference:str|Path|None=None, # the frozen drift reference (JSON) stored with the version for monitoring
             ) -> dict:
@@ -210,6 +210,52 @@ def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.sa
             "gate": gate["verdict"] if gate else None,
             "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}}
 
+
+# %% ../nbs/07_registry.ipynb #71952815
+def _model_dir(path:Path) -> Path|None:
+    "The folder under `path` that holds a saved loopkit model (model.json), if any."
+    path = Path(path)
+    if (path / "model.json").exists(): return path
+    return next((p.parent for p in sorted(path.rglob("model.json"))), None) if path.exists() else None
+
+# %% ../nbs/07_registry.ipynb #8445fd20
+def download_version(name:str, # registered model name
+                     version:int|str, # the version to fetch
+                     dst:str|Path, # the folder the model lands in (kept as it is when it already holds one)
+                     tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
+                    ) -> Path:
+    "Download the loopkit model folder of a registered version into `dst` once; return the folder holding model.json."
+    dst = Path(dst)
+    found = _model_dir(dst)
+    if found is not None: return found
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}-"))
+    try:
+        with _quiet_mlflow():
+            client, uri = _client(tracking_uri)
+            mv = client.get_model_version(name, str(version))
+            if mv.source.startswith("runs:/"):
+                run_id, _, path = mv.source[len("runs:/"):].partition("/")
+                client.download_artifacts(run_id, f"{path}/artifacts".lstrip("/"), str(tmp))
+            else:
+                import mlflow.artifacts
+                art = client.get_model_version_download_uri(name, str(version)).rstrip("/") + "/artifacts"
+                mlflow.artifacts.download_artifacts(artifact_uri=art, dst_path=str(tmp), tracking_uri=uri)
+        if _model_dir(tmp) is None:
+            raise FileNotFoundError(f"version {version} of {name!r} holds no loopkit model folder (model.json) in its "
+                                    "artifacts; register models with loopkit.registry.register")
+        try: os.replace(tmp, dst)  # atomic; another process may have placed it first
+        except OSError: pass
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    return _model_dir(dst)
+
+# %% ../nbs/07_registry.ipynb #ba6b9041
+def load_version(name:str, # registered model name
+                 version:int|str, # the version to load
+                 tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
+                ):
+    "The loopkit model of a registered version (downloaded to a temporary folder, loaded in eval mode)."
+    return load_model(download_version(name, version, Path(tempfile.mkdtemp(prefix="loopkit-version-")) / str(version), tracking_uri))
 
 # %% ../nbs/07_registry.ipynb #2ccc1509
 def collect_lineage(model_dir:str|Path, # the model directory being registered

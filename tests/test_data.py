@@ -1,10 +1,12 @@
-"loopkit.data: the MovieLens loader on the real files, and the generator's guarantees (determinism, drift knob)."
+"loopkit.ingest: the MovieLens loader on the real files, and the generator's guarantees (determinism, drift knob)."
 from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 import pytest
-from loopkit.data import (EVENT_SCHEMA, SYNTH_START, DataNotFoundError, load_movielens, read_events, synth_events,
-                          write_events)
+from loopkit.schema import EVENT_SCHEMA
+from loopkit.ingest.synth import SYNTH_START, synth_events
+from loopkit.ingest.movielens import DataNotFoundError, load_movielens
+from loopkit.ingest.sources import read_events, write_events
 
 ML_DIR = Path(__file__).resolve().parents[1].parent / 'shared/data/ml-100k'
 

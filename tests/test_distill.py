@@ -4,9 +4,11 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest
 import nbformat
 
-from loopkit.distill import distill, HybridRouter, replay
-from loopkit.models import load_model, rows_of_split
-from loopkit.train import fit
+from loopkit.training.distill import distill
+from loopkit.serving.hybrid import HybridRouter, evaluate_router
+from loopkit.models.ctr import load_model
+from loopkit.models.encoder import rows_of_split
+from loopkit.training.fit import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "templates" / "distill.ipynb"
@@ -93,7 +95,7 @@ def test_movielens_student_keeps_the_teachers_auc_and_the_router_answers_cold_re
     student = distill(table, spec, teacher, alpha=0.7, temperature=2.0, max_epochs=8, batch_size=4096, lr=0.005, seed=0)
     assert student.retention > 0.98, (student.metrics, student.teacher_metrics)
     test = rows_of_split(table, "test")
-    out = replay(HybridRouter(student.model, teacher, cold=["user_id", "item_id"]), test, label="click", request_size=20)
+    out = evaluate_router(HybridRouter(student.model, teacher, cold=["user_id", "item_id"]), test, label="click", request_size=20)
     assert out["reasons"].get("cold", 0) > 0, out["reasons"]
     cold = out["decisions"][out["decisions"].reason == "cold"]
     assert cold.teacher.all()

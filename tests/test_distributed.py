@@ -2,9 +2,9 @@
 import threading
 import numpy as np, pandas as pd, pytest, torch
 
-from loopkit.distributed import fit_distributed, _free_port
-from loopkit.models import load_model
-from loopkit.train import fit
+from loopkit.training.distributed import fit_distributed, _free_port
+from loopkit.models.ctr import load_model
+from loopkit.training.fit import fit
 
 SETTINGS = dict(model="deepfm", max_epochs=2, batch_size=200, lr=0.02, seed=3, config={"embed_dim": 4, "hidden": [16]})
 

@@ -31,7 +31,9 @@ def _module_pages() -> dict[str, tuple[str, list[str]]]:
     from nbdev.config import get_config, nbpath2html
     lib = get_config(NBS).lib_path
     res = {}
-    for nb in sorted(NBS.glob("*.ipynb")):
+    for nb in sorted(NBS.rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in nb.parts: continue
+        rel = nb.relative_to(NBS)
         sources = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
                    for c in json.loads(nb.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
         m = next(filter(None, (re.search(r"^\s*#\|\s*default_exp\s+(\S+)", s, re.M) for s in sources)), None)
@@ -43,7 +45,7 @@ def _module_pages() -> dict[str, tuple[str, list[str]]]:
         exported = next((ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
                          and any(getattr(t, "id", None) == "__all__" for t in n.targets)), [])
         defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-        res[nb.name] = (nbpath2html(Path(nb.name)).name, [n for n in exported if n in defined])
+        res[rel.as_posix()] = (nbpath2html(rel).as_posix(), [n for n in exported if n in defined])
     return res
 
 
@@ -94,7 +96,7 @@ def _open(browser, url):
 
 
 def test_every_notebook_has_a_page(site):
-    for page, _ in _module_pages().values(): assert (site/page).is_file(), f"{page} missing from {sorted(p.name for p in site.iterdir())}"
+    for page, _ in _module_pages().values(): assert (site/page).is_file(), f"{page} missing from {sorted(p.relative_to(site).as_posix() for p in site.rglob('*.html'))}"
     assert (site/"index.html").is_file() and (site/"site.css").is_file()
     text = "\n".join(p.read_text(encoding="utf-8") for p in site.rglob("*.html")) + (site/"site.css").read_text()
     loads = re.findall(r"""<script\b[^>]*\bsrc=["']?(?:https?:)?//[^"' >]*|<link\b[^>]*\bhref=["']?(?:https?:)?//[^"' >]*|"""

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_auc_and_logloss_equal_sklearn_with_heavy_ties():
-    from loopkit.evaluate import auc, logloss
+    from loopkit.evaluation.metrics import auc, logloss
     rng = np.random.default_rng(5)
     y = (rng.random(200_000) < 0.07).astype(int)
     p = np.clip(np.round(0.07 + 0.05 * y + rng.normal(0, 0.05, len(y)), 2), 0.005, 0.995)   # ~100 distinct scores
@@ -18,7 +18,7 @@ def test_auc_and_logloss_equal_sklearn_with_heavy_ties():
 
 
 def test_gauc_skips_one_class_users_and_equals_a_loop():
-    from loopkit.evaluate import gauc
+    from loopkit.evaluation.metrics import gauc
     rng = np.random.default_rng(6)
     user = rng.integers(0, 1000, 10_000); y = (rng.random(10_000) < 0.1).astype(int)
     p = np.round(rng.random(10_000) * 0.5 + 0.2 * y, 2)
@@ -30,7 +30,7 @@ def test_gauc_skips_one_class_users_and_equals_a_loop():
 
 
 def test_ndcg_equals_sklearn_on_lists_with_a_click():
-    from loopkit.evaluate import ndcg_at_k
+    from loopkit.evaluation.metrics import ndcg_at_k
     rng = np.random.default_rng(7)
     gains = (rng.random((200, 15)) < 0.15).astype(float); scores = np.round(rng.random((200, 15)), 1)
     has = gains.sum(1) > 0
@@ -38,9 +38,9 @@ def test_ndcg_equals_sklearn_on_lists_with_a_click():
 
 
 def test_slices_are_defined_against_the_training_split(tmp_path):
-    from loopkit.data import synth_events
-    from loopkit.features import build_table
-    from loopkit.evaluate import slice_masks
+    from loopkit.ingest.synth import synth_events
+    from loopkit.features.batch import build_table
+    from loopkit.evaluation.metrics import slice_masks
     build_table(synth_events(6000, seed=2, cold_share=0.3), tmp_path)
     table = pd.read_parquet(tmp_path/'table.parquet')
     masks = slice_masks(table, by=['device'])
@@ -53,8 +53,8 @@ def test_slices_are_defined_against_the_training_split(tmp_path):
 
 @pytest.mark.parametrize('seed', [0, 1])
 def test_ips_and_snips_intervals_hold_the_true_value_of_a_new_policy(seed):
-    from loopkit.data import synth_world
-    from loopkit.offpolicy import ips, snips, softmax_policy, logged_action_probability
+    from loopkit.ingest.synth import synth_world
+    from loopkit.evaluation.offpolicy import ips, snips, softmax_policy, logged_action_probability
     world = synth_world(n_events=20_000, seed=seed)
     ev = world.events
     u = ev['user_id'].to_numpy()[:, None]
@@ -69,7 +69,7 @@ def test_ips_and_snips_intervals_hold_the_true_value_of_a_new_policy(seed):
 
 
 def test_click_rate_by_arm_reads_a_serving_log(tmp_path):
-    from loopkit.offpolicy import click_rate_by_arm
+    from loopkit.evaluation.offpolicy import click_rate_by_arm
     log = pd.DataFrame({'ts': np.arange(6), 'arm': ['a', 'a', 'a', 'b', 'b', 'b'], 'model_version': ['1'] * 3 + ['2'] * 3,
                         'clicked': [1, 0, 0, 1, 1, 0]})
     log.to_parquet(tmp_path/'served.parquet')
@@ -80,9 +80,9 @@ def test_click_rate_by_arm_reads_a_serving_log(tmp_path):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-    from loopkit.data import synth_events
-    from loopkit.features import build_table
-    from loopkit.train import fit
+    from loopkit.ingest.synth import synth_events
+    from loopkit.features.batch import build_table
+    from loopkit.training.fit import fit
     d = tmp_path_factory.mktemp('evaluate')
     build_table(synth_events(8000, seed=0, cold_share=0.2), d/'features')
     fit(d/'features'/'table.parquet', d/'features'/'spec.json', model='fm', max_epochs=1).save(d/'model')
@@ -91,7 +91,7 @@ def trained(tmp_path_factory):
 
 def test_evaluate_template_writes_the_full_metrics(trained, tmp_path):
     import papermill
-    from loopkit.evaluate import evaluate
+    from loopkit.evaluation.metrics import evaluate
     papermill.execute_notebook(str(ROOT/'templates'/'evaluate.ipynb'), str(tmp_path/'out.ipynb'), cwd=str(tmp_path), kernel_name='python3',
                                progress_bar=False, parameters=dict(table=str(trained/'features'/'table.parquet'),
                                spec=str(trained/'features'/'spec.json'), model=str(trained/'model'), by=['device'], k=5, shap_rows=50))

@@ -2,8 +2,11 @@
 import inspect
 import numpy as np, pandas as pd, pyarrow as pa
 import pytest
-from loopkit.features import (OnlineFeatures, PriorCount, Transform, default_features, point_in_time_join, compute_features,
-                              transform, feature_set_version)
+from loopkit.features.online import OnlineFeatures
+from loopkit.features.definitions import PriorCount, Transform, default_features, transform
+from loopkit.features.point_in_time import point_in_time_join
+from loopkit.features.batch import compute_features
+from loopkit.features.versions import feature_set_version
 
 
 def _log(n=400, seed=0):

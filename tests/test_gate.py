@@ -32,14 +32,14 @@ CASES = [  # id, check, candidate, champion (None = no champion), status
 
 @pytest.mark.parametrize('check,candidate,champion,status', [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_boundaries(check, candidate, champion, status):
-    from loopkit.gate import Gate
+    from loopkit.evaluation.gate import Gate
     v = Gate([check]).run(candidate, champion)
     assert [r['status'] for r in v.checks] == [status]
     assert v.verdict == ('not_blessed' if status == 'fail' else 'blessed')
 
 
 def test_checks_as_the_pipeline_file_declares_them_apply_to_every_slice():
-    from loopkit.gate import Gate
+    from loopkit.evaluation.gate import Gate
     checks = yaml.safe_load('''
 - {metric: auc, min: 0.6}
 - {metric: auc, min_delta: 0.0, relative_to: champion}
@@ -57,7 +57,7 @@ def test_checks_as_the_pipeline_file_declares_them_apply_to_every_slice():
 
 
 def test_bad_checks_say_what_is_wrong():
-    from loopkit.gate import Gate, CheckError
+    from loopkit.evaluation.gate import Gate, CheckError
     with pytest.raises(CheckError, match=r"unknown key\(s\) \['mni'\]"): Gate([{'metric': 'auc', 'mni': 0.6}]).run({'auc': 0.7})
     with pytest.raises(CheckError, match="relative_to can only be 'champion'"): Gate([{'metric': 'auc', 'min_delta': 0, 'relative_to': 'v3'}]).run({'auc': 0.7})
 

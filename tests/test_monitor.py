@@ -6,8 +6,9 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from loopkit.data import SYNTH_START, synth_events
-from loopkit.monitor import EVENT_COLUMNS, DriftMonitor, DriftReference, drift_report, freeze_reference, psi
+from loopkit.ingest.synth import SYNTH_START, synth_events
+from loopkit.monitoring.psi import EVENT_COLUMNS, DriftReference, drift_report, freeze_reference, psi
+from loopkit.monitoring.monitor import DriftMonitor
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,8 +18,8 @@ def private_run(tmp_path_factory):
 
 
 def test_no_raw_user_id_reaches_events_or_features(private_run):
-    from loopkit.data import synth_events
-    from loopkit.privacy import tokenize
+    from loopkit.ingest.synth import synth_events
+    from loopkit.ingest.privacy import tokenize
     work, stages = private_run
     raw = synth_events(n_events=3000, seed=0)['user_id']   # what the ingest stage generated before tokenizing
     raw_text = {str(u) for u in raw.to_pylist()}

@@ -10,13 +10,17 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from loopkit.data import synth_events
-from loopkit.features import OnlineFeatures, build_table
-from loopkit.models import save_model
-from loopkit.privacy import pseudonymize_events
-from loopkit.serve import (Exploration, LocalModels, RegistryModels, Rollout, RolloutChecks, RequestError, Service,
-                           create_app, log_events, read_log, traffic_bucket)
-from loopkit.train import fit
+from loopkit.ingest.synth import synth_events
+from loopkit.features.online import OnlineFeatures
+from loopkit.features.batch import build_table
+from loopkit.models.ctr import save_model
+from loopkit.ingest.privacy import pseudonymize_events
+from loopkit.serving.rollout import Exploration, Rollout, RolloutChecks, traffic_bucket
+from loopkit.serving.sources import LocalModels, RegistryModels, RequestError
+from loopkit.serving.service import Service
+from loopkit.serving.http import create_app
+from loopkit.serving.log import log_events, read_log
+from loopkit.training.fit import fit
 
 KEY = b"test-serve-key-0123456789"
 ADMIN = "admin-token-for-tests-0123"
@@ -84,8 +88,8 @@ def test_rank_feedback_round_trip(models):
         f = client.post("/feedback", json={"request_id": body["request_id"], "item_id": body["items"][0], "click": 1, "dwell": 12.0, "ts": T0 + 5})
         assert f.status_code == 200 and f.json() == {"request_id": body["request_id"], "item_id": body["items"][0], "click": 1, "arm": "champion"}
         metrics = client.get("/metrics").text
-        assert 'loopkit_impressions_total{arm="champion"} 5' in metrics and 'loopkit_clicks_total{arm="champion"} 1' in metrics
-        assert 'loopkit_click_rate{arm="champion"} 0.2' in metrics and "loopkit_request_latency_seconds_count 1" in metrics
+        assert 'loopkit_impressions_total{arm="champion"} 5.0' in metrics and 'loopkit_clicks_total{arm="champion"} 1.0' in metrics
+        assert 'loopkit_click_rate{arm="champion"} 0.2' in metrics and "loopkit_request_latency_seconds_count 1.0" in metrics
         assert client.get("/healthz").json() == {"status": "ok", "champion": "1", "challenger": None}
     # the click reached the online features: the user's click count is 1 for the next request
     rows = [{"user_id": svc._token("alice"), "item_id": body["items"][0], "category": None, "ts": T0 + 6}]
@@ -128,14 +132,14 @@ def test_validation_errors_say_what_and_where(models):
 def test_admin_endpoints_need_the_token(models):
     svc = service(models, local(models, "1"))
     with TestClient(create_app(svc, ADMIN)) as client:
-        for path in ("/admin/reload", "/admin/promote", "/admin/rollback"):
+        for path in ("/admin/reload", "/admin/promote", "/admin/retire"):
             r = client.post(path)
             assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", path
             assert client.post(path, headers={"Authorization": "Bearer nope"}).status_code == 403, path
         r = client.post("/admin/rollout", json={"mode": "canary", "share": 0.1})
         assert r.status_code == 401
         assert client.post("/admin/reload", headers=AUTH).json()["champion"] == "1"
-        r = client.post("/admin/rollback", headers=AUTH)
+        r = client.post("/admin/retire", headers=AUTH)
         assert r.status_code == 409 and "no challenger" in r.json()["detail"]
         r = client.post("/admin/rollout", headers=AUTH, json={"mode": "canary", "share": 0.1})
         assert r.status_code == 409 and "no challenger to canary" in r.json()["detail"]
@@ -332,6 +336,6 @@ def test_metrics_text_and_gauges(models):
     with pytest.raises(ValueError, match="not a Prometheus name"): svc.set_gauge("bad name", 1.0)
     with pytest.raises(ValueError, match="needs a number"): svc.set_gauge("loopkit_x", float("nan"))
     text = svc.metrics_text()
-    for line in ('loopkit_feature_psi{feature="user_prior_ctr"} 0.31', "loopkit_rollout_share 0.25", 'loopkit_rollout_mode{mode="canary"} 1',
-                 'loopkit_model_info{alias="challenger",version="2"} 1', '# TYPE loopkit_request_latency_seconds histogram'):
+    for line in ('loopkit_feature_psi{feature="user_prior_ctr"} 0.31', "loopkit_rollout_share 0.25", 'loopkit_rollout_mode{mode="canary"} 1.0',
+                 'loopkit_model_info{alias="challenger",version="2"} 1.0', '# TYPE loopkit_request_latency_seconds histogram'):
         assert line in text, line

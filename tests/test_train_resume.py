@@ -3,7 +3,7 @@ import os, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 
-from loopkit.train import fit
+from loopkit.training.fit import fit
 
 SETTINGS = dict(model="deepfm", max_epochs=3, batch_size=200, lr=0.02, seed=7, patience=5,
                 checkpoint_every_n_steps=4, config={"embed_dim": 4, "hidden": [16]})
@@ -26,7 +26,7 @@ def make_table(path:Path):
 
 WORKER = textwrap.dedent('''
     import sys, time, json, lightning as L
-    from loopkit.train import fit
+    from loopkit.training.fit import fit
     table, spec, out_dir, marker, settings, kill_at = sys.argv[1:7]
     class StopHere(L.Callback):  # stands for a crash: announce, then hang until SIGKILLed
         def on_train_batch_end(self, trainer, *args):

@@ -49,7 +49,7 @@ def test_a_bad_search_space_fails_the_train_stage_with_the_reason(searched):
 
 WORKER = '''
 import sys, optuna
-from loopkit.tune import tune
+from loopkit.training.search import tune
 r = tune(sys.argv[1], sys.argv[2], {"lr": {"type": "float", "low": 1e-3, "high": 0.3, "log": True}}, n_trials=4, max_epochs=2,
          storage=sys.argv[3], study_name="shared", progress=False)
 print(r.study.best_trial.number)
