@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from ..schema import EVENT_SCHEMA
+from ..schema import CORE_COLUMNS, EVENT_SCHEMA
 from .movielens import load_movielens
 from .privacy import DevelopmentKeyWarning, hmac_key, key_fingerprint, write_pseudonymous_events
 from .sources import project_path
@@ -34,11 +34,14 @@ def read_source(source:str="synth", # "synth", "movielens", or a parquet file/fo
     if not path.exists():
         raise ValueError(f"ingest: source must be 'synth', 'movielens' or an existing parquet file/folder; got {source!r} (looked at {path})")
     data = ds.dataset(path, format="parquet", partitioning="hive")
-    missing = [f.name for f in EVENT_SCHEMA if f.name not in data.schema.names]
+    missing = [c.name for c in CORE_COLUMNS if c.name not in data.schema.names]
     if missing: raise ValueError(f"ingest: {source} lacks event columns {missing}; it must hold loopkit's event schema")
-    events = data.to_table(columns=[f.name for f in EVENT_SCHEMA],
+    present = [f.name for f in EVENT_SCHEMA if f.name in data.schema.names]  # a declared column a source lacks is left empty
+    events = data.to_table(columns=present,
                            filter=None if since is None else ds.field("ts") >= to_unix(since)).sort_by([("ts", "ascending"), ("event_id", "ascending")])
-    events = events.cast(pa.schema([pa.field("user_id", events.schema.field("user_id").type) if f.name == "user_id" else f for f in EVENT_SCHEMA]))
+    for f in EVENT_SCHEMA:
+        if f.name not in present: events = events.append_column(f, pa.nulls(events.num_rows, f.type))
+    events = events.select(EVENT_SCHEMA.names).cast(pa.schema([pa.field("user_id", events.schema.field("user_id").type) if f.name == "user_id" else f for f in EVENT_SCHEMA]))
     if len(events) == 0: raise ValueError(f"ingest: no events in {source}" + (f" since {since}" if since is not None else ""))
     return events
 

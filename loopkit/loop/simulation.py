@@ -337,6 +337,7 @@ def run_loop(config:LoopConfig|None=None, # sizes and knobs; LoopConfig() when N
                                        min_rows=cfg.min_rows)
                 monitor.note_change("model_version", champion_before, live_at)
                 loop = LoopController(svc, monitor, retrain, LoopPolicy(collect=cfg.collect_hours * 3600, shadow=cfg.shadow_hours * 3600), on_step)
+                loop.advance(now)  # its state starts now: serving, nothing due yet
                 step("reference", now, time.perf_counter() - t0, rows=int(sum(len(r) for r in ref_rows)))
                 if cfg.bad_challenger:  # 4'. a planted broken challenger instead of a retrained one: the ramp must roll it back
                     t0 = time.perf_counter()
