@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse, json, os, re, shutil, sys
 from pathlib import Path
 import yaml
-from .pipeline import (PipelineError, ParameterError, load_pipeline, run_pipeline, run_status, templates_dir)
+from .pipeline import PipelineError, ParameterError, run_pipeline, run_status, templates_dir
 
 # %% auto #0
 __all__ = ['parse_overrides', 'cmd_run', 'cmd_status', 'cmd_init', 'cmd_docs', 'cmd_data', 'cmd_versions', 'cmd_promote',

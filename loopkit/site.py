@@ -351,6 +351,7 @@ pre { background: var(--code-bg); border: 1px solid #e4e8ec; border-radius: 6px;
 .nav-api { margin: .2rem 0 .5rem .9rem !important; border-left: 2px solid var(--border); }
 .nav-api a { display: block; padding: .1rem .6rem; font-size: .8rem; color: var(--muted); overflow-wrap: anywhere; }
 .nav-api code { background: none; padding: 0; }
+.nav-group { margin: .9rem .6rem .2rem; font-size: .72rem; font-weight: 700; letter-spacing: .06em; text-transform: uppercase; color: var(--muted); }
 .content { margin-left: 270px; padding: 2.5rem 3rem 4rem; max-width: 1000px; }
 .page-header { border-bottom: 1px solid var(--border); margin-bottom: 1.5rem; padding-bottom: 1rem; }
 .page-header h1 { margin: 0 0 .4rem; font-size: 2.1rem; line-height: 1.2; }
@@ -393,8 +394,12 @@ def _stylesheet() -> str:
 def _page_html(page:dict, pages:list, site_title:str) -> str:
     "A full HTML page: sidebar navigation over `pages`, then `page`'s title, summary and body."
     esc, rel = html.escape, lambda target: _relative(target, page["file"])
-    nav = []
+    nav, group = [], None
     for p in pages:
+        folder = Path(p["file"]).parent.name
+        if folder != group:  # a heading per part of the loop: the notebooks' sub-folder, e.g. 08_serving -> Serving
+            group = folder
+            if folder: nav.append(f'<li class="nav-group">{esc(re.sub(r"^[0-9]+_", "", folder).replace("_", " ").capitalize())}</li>')
         if p is page:
             apis = "".join(f'<li><a href="#{esc(n, quote=True)}"><code>{esc(n)}</code></a></li>' for n in p["api"])
             nav.append(f'<li class="active"><a href="{rel(p["file"])}" aria-current="page">{esc(p["title"])}</a>'

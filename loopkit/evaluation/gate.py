@@ -7,7 +7,7 @@ Docs: https://loopkit.github.io/loopkit/06_evaluation/gate.html.md"""
 # %% ../../nbs/06_evaluation/04_gate.ipynb #01968eec
 from __future__ import annotations
 import fnmatch, json, math, os, tempfile
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd, yaml
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np, pandas as pd
-import pyarrow as pa, pyarrow.parquet as pq
 import matplotlib.pyplot as plt
 from ..schema import read_table
 

@@ -12,7 +12,6 @@ import inspect
 import math
 import numpy as np
 import pyarrow as pa
-from datetime import timedelta
 from fastcore.basics import basic_repr
 from ..schema import duration_seconds
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 from ..evaluation.metrics import auc
 from .batch import compute_features
 from .definitions import default_features
+from ..schema import read_table
 
 # %% auto #0
 __all__ = ['LeakageFound', 'LeakageReport', 'audit_leakage']
@@ -203,12 +204,11 @@ def _eval_period_aggregate(df, source, time, split_col, order, definitions, nume
 # %% ../../nbs/03_features/06_leakage.ipynb #0eb993a2
 def _read_table(table) -> tuple[pd.DataFrame, str]:
     "The table as a DataFrame, and a description of it."
-    if isinstance(table, (str, Path)):
-        if not Path(table).exists(): raise FileNotFoundError(f"audit_leakage: no table at '{table}'; pass the table.parquet written by the features stage")
-        return pd.read_parquet(table), str(table)
-    if isinstance(table, pa.Table): return table.to_pandas(), f"<pyarrow.Table with {table.num_rows} rows>"
+    if isinstance(table, (str, Path)) and not Path(table).exists():
+        raise FileNotFoundError(f"audit_leakage: no table at '{table}'; pass the table.parquet written by the features stage")
     if isinstance(table, pd.DataFrame): return table, f"<pandas.DataFrame with {len(table)} rows>"
-    raise TypeError(f"audit_leakage: table must be a parquet path, a pandas DataFrame or a pyarrow Table, not {type(table).__name__}")
+    where = str(table) if isinstance(table, (str, Path)) else f"<pyarrow.Table with {table.num_rows} rows>" if isinstance(table, pa.Table) else None
+    return read_table(table, where="audit_leakage").to_pandas(), where
 
 def _read_spec(spec) -> dict:
     "The spec as a dict."

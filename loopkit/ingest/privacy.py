@@ -6,9 +6,8 @@ Docs: https://loopkit.github.io/loopkit/01_ingest/privacy.html.md"""
 
 # %% ../../nbs/01_ingest/04_privacy.ipynb #983d22b4
 from __future__ import annotations
-import hashlib, hmac, os, secrets, warnings
+import hmac, os, secrets, warnings
 from pathlib import Path
-
 import pyarrow as pa
 import pyarrow.compute as pc
 

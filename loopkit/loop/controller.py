@@ -6,7 +6,7 @@ Docs: https://loopkit.github.io/loopkit/10_loop/controller.html.md"""
 
 # %% ../../nbs/10_loop/01_controller.ipynb #b3c2dd2b
 from __future__ import annotations
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # %% auto #0
 __all__ = ['PHASES', 'LoopPolicy', 'LoopController']

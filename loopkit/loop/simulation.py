@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
-from ..ingest.synth import CATEGORIES, SYNTH_START, SynthWorld, synth_world, to_unix
-from ..schema import CONTEXT_COLUMNS, EVENT_SCHEMA, ITEM_ATTRIBUTES
+from ..ingest.synth import CATEGORIES, SYNTH_START, SynthWorld, synth_world
+from ..schema import EVENT_SCHEMA
 from ..ingest.sources import write_events
 from .controller import LoopController, LoopPolicy
 from ..models.ctr import load_model, save_model

@@ -6,12 +6,15 @@ Docs: https://loopkit.github.io/loopkit/08_serving/rollout.html.md"""
 
 # %% ../../nbs/08_serving/03_rollout.ipynb #7fadb885
 from __future__ import annotations
-import hashlib
+import hashlib, math
+from collections import deque
 from dataclasses import dataclass, field
+import numpy as np
+from fastcore.basics import patch
 from .sources import RequestError
 
 # %% auto #0
-__all__ = ['ROLLOUT_MODES', 'traffic_bucket', 'Exploration', 'RolloutChecks', 'Rollout']
+__all__ = ['ROLLOUT_MODES', 'traffic_bucket', 'Exploration', 'RolloutChecks', 'Rollout', 'ArmStats']
 
 # %% ../../nbs/08_serving/03_rollout.ipynb #2e277484
 def traffic_bucket(user:str, # the user's token
@@ -65,3 +68,58 @@ class Rollout:
         if not self.window > 0: raise RequestError(f"rollout window {self.window} must be a positive number of seconds")
         self.steps = steps
         return self
+
+# %% ../../nbs/08_serving/03_rollout.ipynb #49e5f838
+class ArmStats:
+    "What one arm did since the rollout started: requests, errors, impressions, clicks and recent latencies."
+    def __init__(self): self.requests, self.errors, self.impressions, self.clicks, self.latency_ms = 0, 0, 0, 0, deque(maxlen=20000)
+
+    def as_dict(self) -> dict:
+        "The counts, the click-rate and the latency p99 as plain values."
+        lat = float(np.percentile(self.latency_ms, 99)) if self.latency_ms else None
+        return dict(requests=self.requests, errors=self.errors, impressions=self.impressions, clicks=self.clicks,
+                    click_rate=self.clicks / self.impressions if self.impressions else None, latency_p99_ms=lat)
+
+@patch
+def failure(self:RolloutChecks,
+            challenger:ArmStats, # the challenger's counts since the rollout started
+            champion:ArmStats, # the champion's, over the same time
+           ) -> str|None:
+    "Why the challenger fails these checks, or None."
+    c, ch, cp = self, challenger, champion
+    if ch.requests >= c.min_requests:
+        if ch.errors / ch.requests > c.max_error_rate:
+            return f"challenger error rate {ch.errors / ch.requests:.1%} > {c.max_error_rate:.1%} over {ch.requests} requests"
+        p99 = float(np.percentile(ch.latency_ms, 99)) if ch.latency_ms else 0.0
+        if p99 > c.max_latency_p99_ms: return f"challenger latency p99 {p99:.1f} ms > {c.max_latency_p99_ms:g} ms"
+    if ch.impressions >= c.min_impressions and cp.impressions >= c.min_impressions:
+        p1, p0 = ch.clicks / ch.impressions, cp.clicks / cp.impressions
+        floor = p0 * (1 - c.max_ctr_drop)
+        se = math.sqrt(p1 * (1 - p1) / ch.impressions + p0 * (1 - p0) / cp.impressions)
+        if p1 < floor and floor - p1 > c.z * se:
+            return (f"challenger click-rate {p1:.4f} ({ch.impressions} impressions) is more than {c.max_ctr_drop:.0%} below the "
+                    f"champion's {p0:.4f} ({cp.impressions} impressions)")
+    return None
+
+# %% ../../nbs/08_serving/03_rollout.ipynb #f6195a8a
+@patch
+def pick(self:Exploration,
+         rng:np.random.Generator, # the service's random generator
+         posteriors:dict, # item_id -> [shown, clicked] as served so far
+         taken:set, # candidate indices already in the top-k
+         candidates:list[dict], # the request's candidates (item_id, publish_ts, ...)
+         seen:list|None, # per candidate, impressions known to the online features (None: not computed)
+         now:float, # event time
+        ) -> int|None:
+    "The index of the new candidate with the best Thompson sample of its click-rate, or None when no candidate is new."
+    idx, shown, clicks = [], [], []
+    for i, c in enumerate(candidates):
+        if i in taken: continue
+        n, nc = posteriors.get(int(c["item_id"]), (0, 0))
+        impressions = max(n, seen[i] or 0) if seen else n
+        pub = c.get("publish_ts")
+        if (pub is not None and now - pub < self.max_age) or impressions < self.min_impressions: idx.append(i); shown.append(n); clicks.append(nc)
+    if not idx: return None
+    clicks, shown = np.asarray(clicks, float), np.asarray(shown, float)
+    theta = rng.beta(self.prior[0] + clicks, self.prior[1] + np.maximum(shown - clicks, 0))
+    return idx[int(np.argmax(theta))]

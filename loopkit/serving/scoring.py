@@ -9,9 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
-from pathlib import Path
 from ..features.definitions import default_features
 from ..features.online import OnlineFeatures
 from ..models.ctr import CTRModel

@@ -22,7 +22,7 @@ from ..features.online import OnlineFeatures
 from ..ingest.privacy import hmac_key, tokenize
 from .log import ServeLog, _context_fields, _item_fields
 from .metrics import ServingMetrics
-from .rollout import Exploration, Rollout, ROLLOUT_MODES, RolloutChecks, traffic_bucket
+from .rollout import ArmStats, Exploration, Rollout, ROLLOUT_MODES, RolloutChecks, traffic_bucket
 from .scoring import lookup_rows, request_rows, Scorer
 from .sources import ModelSource, RequestError
 from .hybrid import HybridRouting
@@ -31,14 +31,6 @@ from .hybrid import HybridRouting
 __all__ = ['Service']
 
 # %% ../../nbs/08_serving/06_service.ipynb #fe340440
-class _ArmStats:
-    "What one arm did since the rollout started."
-    def __init__(self): self.requests, self.errors, self.impressions, self.clicks, self.latency_ms = 0, 0, 0, 0, deque(maxlen=20000)
-    def as_dict(self) -> dict:
-        lat = float(np.percentile(self.latency_ms, 99)) if self.latency_ms else None
-        return dict(requests=self.requests, errors=self.errors, impressions=self.impressions, clicks=self.clicks,
-                    click_rate=self.clicks / self.impressions if self.impressions else None, latency_p99_ms=lat)
-
 @dataclass
 class _Pending:
     "A served request waiting for feedback."
@@ -82,7 +74,7 @@ class Service:
         self.rng_ = np.random.default_rng(self.exploration.seed if self.exploration else 0)
         self.pending_, self.tokens_, self.cache_ = OrderedDict(), OrderedDict(), OrderedDict()
         self.posteriors_, self.history_, self.retired_ = {}, [], set()
-        self.stats_ = {a: _ArmStats() for a in ("champion", "challenger", "shadow", "explore")}
+        self.stats_ = {a: ArmStats() for a in ("champion", "challenger", "shadow", "explore")}
         self.step_, self.step_started_, self.rollout_started_ = 0, None, -math.inf
         self.clock_ = getattr(self.features_, "clock_", None)
         if self.clock_ is None: self.clock_ = -math.inf
@@ -210,18 +202,9 @@ def _explore(self:Service, order:list, arms:list, candidates:list, feats:pd.Data
     "Maybe give one slot of `order` to the new candidate with the best Thompson sample; return its item_id."
     e = self.exploration
     if e is None or not order or self.rng_.random() >= e.epsilon: return None
-    top, seen_col = set(order), feats["item_prior_impressions"].tolist() if "item_prior_impressions" in feats.columns else None
-    idx, shown, clicks = [], [], []
-    for i, c in enumerate(candidates):
-        if i in top: continue
-        n, nc = self.posteriors_.get(int(c["item_id"]), (0, 0))
-        seen = max(n, seen_col[i] or 0) if seen_col else n
-        pub = c.get("publish_ts")
-        if (pub is not None and now - pub < e.max_age) or seen < e.min_impressions: idx.append(i); shown.append(n); clicks.append(nc)
-    if not idx: return None
-    clicks, shown = np.asarray(clicks, float), np.asarray(shown, float)
-    theta = self.rng_.beta(e.prior[0] + clicks, e.prior[1] + np.maximum(shown - clicks, 0))
-    best = idx[int(np.argmax(theta))]
+    seen = feats["item_prior_impressions"].tolist() if "item_prior_impressions" in feats.columns else None
+    best = e.pick(self.rng_, self.posteriors_, set(order), candidates, seen, now)
+    if best is None: return None
     pos = min(max(e.position if e.position >= 0 else len(order) + e.position, 0), len(order) - 1)
     order[pos], arms[pos] = best, "explore"
     return int(candidates[best]["item_id"])
@@ -410,7 +393,7 @@ def _new_rollout(self:Service, rollout:Rollout, why:str):
     if r.mode == "ramp": r.share = r.steps[0]
     elif r.mode in ("off", "shadow"): r.share = 0.0
     self.rollout_, self.step_, self.step_started_, self.rollout_started_ = r, 0, None, self.clock_
-    self.stats_ = {a: _ArmStats() for a in ("champion", "challenger", "shadow", "explore")}
+    self.stats_ = {a: ArmStats() for a in ("champion", "challenger", "shadow", "explore")}
     self._record("start", self.clock_, why)
 
 # %% ../../nbs/08_serving/06_service.ipynb #c0dbe8fa
@@ -438,20 +421,7 @@ def set_rollout(self:Service,
 @patch
 def _failed_check(self:Service) -> str|None:
     "Why the challenger fails its online checks, or None."
-    c, ch, cp = self.rollout_.checks, self.stats_["challenger"], self.stats_["champion"]
-    if ch.requests >= c.min_requests:
-        if ch.errors / ch.requests > c.max_error_rate:
-            return f"challenger error rate {ch.errors / ch.requests:.1%} > {c.max_error_rate:.1%} over {ch.requests} requests"
-        p99 = float(np.percentile(ch.latency_ms, 99)) if ch.latency_ms else 0.0
-        if p99 > c.max_latency_p99_ms: return f"challenger latency p99 {p99:.1f} ms > {c.max_latency_p99_ms:g} ms"
-    if ch.impressions >= c.min_impressions and cp.impressions >= c.min_impressions:
-        p1, p0 = ch.clicks / ch.impressions, cp.clicks / cp.impressions
-        floor = p0 * (1 - c.max_ctr_drop)
-        se = math.sqrt(p1 * (1 - p1) / ch.impressions + p0 * (1 - p0) / cp.impressions)
-        if p1 < floor and floor - p1 > c.z * se:
-            return (f"challenger click-rate {p1:.4f} ({ch.impressions} impressions) is more than {c.max_ctr_drop:.0%} below the "
-                    f"champion's {p0:.4f} ({cp.impressions} impressions)")
-    return None
+    return self.rollout_.checks.failure(self.stats_["challenger"], self.stats_["champion"])
 
 # %% ../../nbs/08_serving/06_service.ipynb #6756d423
 @patch

@@ -14,10 +14,11 @@ import torch.distributed as dist
 import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
-from ..models.ctr import CTRModel, build_model, load_model
+from ..models.ctr import build_model, load_model
 from ..models.encoder import FeatureEncoder, read_features, rows_of_split, unpack_batch
 from .fit import TensorBatches, FitResult
 from ..evaluation.metrics import auc, logloss
+from ..models.ctr import CTRModel  # FitResult's annotations name it (show_doc evaluates them here)
 
 # %% auto #0
 __all__ = ['STRATEGIES', 'CPUDeepSpeedStrategy', 'make_strategy', 'RankBatches', 'worker_main', 'DistributedFitResult',

@@ -16,7 +16,7 @@ import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.utilities.model_helpers import is_overridden
-from ..models.ctr import CTRModel, build_model, save_model, load_model
+from ..models.ctr import CTRModel, build_model, save_model
 from ..models.encoder import FeatureEncoder, read_features, rows_of_split, unpack_batch
 from ..evaluation.metrics import auc, logloss
 

@@ -10,7 +10,7 @@ import dataclasses, json, logging, os, socket, time, warnings, zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-import numpy as np, pandas as pd
+import pandas as pd
 import matplotlib.pyplot as plt
 import lightning as L
 import optuna
