@@ -61,7 +61,9 @@ for i in range(200): svc.rank(users[i % len(users)], cands, ctx, ts=t0 + i)
 lat = []
 for i in range(n):
     s = time.perf_counter(); svc.rank(users[(i * 7) % len(users)], cands, ctx, ts=t0 + 200 + i); lat.append((time.perf_counter() - s) * 1e3)
-print(json.dumps({"layout": layout, "mode": mode, "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}))
+svc.metrics_text()  # sets the hybrid gauges
+share = svc.metrics_.value("loopkit_hybrid_teacher_share") if mode != "plain" else None
+print(json.dumps({"layout": layout, "mode": mode, "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "teacher_share": share}))
 '''
 
 
@@ -86,12 +88,13 @@ def main():
     for name, mode in (("hybrid confident", "confident"), ("hybrid cold", "cold")):
         for r in range(a.repeats): runs[name].append(probe(str(ROOT), mode, a.requests // 3))
     med = {k: {q: statistics.median(x[q] for x in v) for q in ("p50", "p99")} for k, v in runs.items()}
+    share = {k: statistics.median(x["teacher_share"] for x in v) if v and v[0].get("teacher_share") is not None else None for k, v in runs.items()}
     print(f"\n`Service.rank`, 100 candidates, top 10, in process, {a.requests} requests, median of {a.repeats} interleaved runs (ms)\n")
-    print("| layout | p50 ms | p99 ms | p50 after/before | p99 after/before |")
-    print("|---|---:|---:|---:|---:|")
+    print("| layout | p50 ms | p99 ms | p50 / before | p99 / before | teacher share |")
+    print("|---|---:|---:|---:|---:|---:|")
     for k in runs:
         ratio = lambda q: f"{med[k][q] / med['before'][q]:.2f}x"
-        print(f"| {k} | {med[k]['p50']:.2f} | {med[k]['p99']:.2f} | {ratio('p50')} | {ratio('p99')} |")
+        print(f"| {k} | {med[k]['p50']:.2f} | {med[k]['p99']:.2f} | {ratio('p50')} | {ratio('p99')} | {'-' if share[k] is None else f'{share[k]:.2f}'} |")
 
 
 if __name__ == "__main__":

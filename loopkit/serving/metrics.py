@@ -38,19 +38,29 @@ class ServingMetrics:
             raise ValueError(f"metric {name} is a {type(metric).__name__.lower()} with labels {list(known)}; got {kind.__name__.lower()} with {list(names)}")
         return metric.labels(**{str(k): str(v) for k, v in labels.items()}) if names else metric
 
+    def _child(self, kind, name:str, labels:dict|None):
+        "The labelled child of `name`, looked up once per label set (a request's hot path pays one dict lookup)."
+        if not hasattr(self, "children_"): self.children_ = {}
+        key = (name, tuple(labels.items()) if labels else ())
+        child = self.children_.get(key)
+        if child is None: child = self.children_[key] = self._metric(kind, name, labels or {})
+        return child
+
     def inc(self, name:str, labels:dict|None=None, by:float=1):
         "Add `by` to the counter `name` (ending in _total) for `labels`."
-        self._metric(Counter, name, labels or {}).inc(by)
+        self._child(Counter, name, labels).inc(by)
 
     def set(self, name:str, value:float, labels:dict|None=None):
         "Set the gauge `name` for `labels` to `value`."
         if isinstance(value, bool) or not isinstance(value, (int, float)) and type(value).__module__ != "numpy" or math.isnan(value):
             raise ValueError(f"gauge {name} needs a number, got {value!r}")
-        self._metric(Gauge, name, labels or {}).set(float(value))
+        self._child(Gauge, name, labels).set(float(value))
 
     def clear(self, name:str):
         "Drop every label set of the gauge `name` (e.g. model_info before the new versions are set)."
-        if name in getattr(self, "metrics_", {}): self.metrics_[name][0].clear()
+        if name in getattr(self, "metrics_", {}):
+            self.metrics_[name][0].clear()
+            self.children_ = {k: v for k, v in self.children_.items() if k[0] != name}
 
     def observe(self, seconds:float):
         "Count one request's latency into the histogram."

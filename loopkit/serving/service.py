@@ -267,7 +267,7 @@ def _count(self:Service, routed:str, arms:list, started:float) -> float:
     latency = time.perf_counter() - started
     self.stats_[routed].latency_ms.append(latency * 1e3)
     self.metrics_.inc("loopkit_requests_total", {"arm": routed}); self.metrics_.observe(latency)
-    for a in arms: self.metrics_.inc("loopkit_impressions_total", {"arm": a})
+    for a in set(arms): self.metrics_.inc("loopkit_impressions_total", {"arm": a}, arms.count(a))
     return latency
 
 @patch
