@@ -71,3 +71,35 @@ def loopkit(*args, cwd=None, env=None):
 
 def statuses(record):
     return {s['name']: s['status'] for s in record['stages']}
+
+
+def free_port() -> int:
+    "A free TCP port on loopback."
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+
+class served_process:
+    "`loopkit serve ARGS` on a free loopback port, up (GET /healthz answers) inside the `with`, stopped by its pid after it."
+    def __init__(self, args, cwd, env):
+        self.args, self.cwd, self.env = list(map(str, args)), cwd, env
+
+    def __enter__(self) -> str:
+        import time, httpx
+        port = free_port()
+        self.proc = subprocess.Popen([str(LOOPKIT), "serve", "--port", str(port), *self.args], cwd=self.cwd, env={**os.environ, **self.env},
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        url, deadline = f"http://127.0.0.1:{port}", time.time() + 120
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200: return url
+            except httpx.HTTPError: pass
+            if self.proc.poll() is not None: raise AssertionError(f"loopkit serve exited: {self.proc.stderr.read()[-3000:]}")
+            if time.time() > deadline: self.__exit__(); raise AssertionError("loopkit serve did not come up within 120 s")
+            time.sleep(0.5)
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try: self.proc.wait(20)
+        except subprocess.TimeoutExpired: self.proc.kill()

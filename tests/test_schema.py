@@ -1,19 +1,13 @@
 """One schema: a context column declared in one place ($LOOPKIT_SCHEMA, read by `loopkit.schema`) reaches every stage of the
 default pipeline, the trained model's inputs, a `/rank` request and the serving log, with nothing else edited."""
-import json, os, socket, subprocess, time
-from pathlib import Path
+import json
 
 import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import LOOPKIT, loopkit
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+from conftest import loopkit, served_process
 
 
 @pytest.fixture(scope="module")
@@ -46,21 +40,9 @@ def test_the_declared_column_reaches_the_events_the_features_and_the_model(decla
 
 def test_a_rank_request_carries_it_to_the_model_and_the_log(declared):
     project, env = declared
-    port = _free_port()
-    server = subprocess.Popen([str(LOOPKIT), "serve", "--port", str(port), "--model-dir", str(project / "runs/latest/distill/model"),
-                               "--log-dir", str(project / "log"), "--k", "3", "--poll-interval", "3600"],
-                              cwd=project, env={**os.environ, **env, "LOOPKIT_ADMIN_TOKEN": "schema-admin-token-0123456789"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200: break
-            except httpx.HTTPError: pass
-            assert server.poll() is None, f"loopkit serve exited: {server.stderr.read()[-3000:]}"
-            assert time.time() < deadline, "loopkit serve did not come up within 120 s"
-            time.sleep(0.5)
+    admin = {**env, "LOOPKIT_ADMIN_TOKEN": "schema-admin-token-0123456789"}
+    with served_process(["--model-dir", project / "runs/latest/distill/model", "--log-dir", project / "log", "--k", "3",
+                         "--poll-interval", "3600"], project, admin) as url:
         candidates = [{"item_id": i, "category": "news"} for i in range(6)]
         scores = {}
         for version in ("17", "n/a", "never-seen"):
@@ -73,7 +55,3 @@ def test_a_rank_request_carries_it_to_the_model_and_the_log(declared):
         from loopkit.schema import read_table
         log = read_table(project / "log")
         assert "os_version" in log.column_names and {"17", "n/a", "never-seen"} <= set(log["os_version"].to_pylist())
-    finally:
-        server.terminate()
-        try: server.wait(20)
-        except subprocess.TimeoutExpired: server.kill()

@@ -1,21 +1,15 @@
 """`loopkit watch` end to end on loopback: a real `loopkit serve` process serving the registry's champion, real traffic
 over HTTP whose interest shifts, and a real `loopkit watch` process that reads the serving log, detects the shift,
 retrains through the default pipeline, registers the candidate and drives the server's rollout."""
-import json, os, random, socket, subprocess, sys, time
-from pathlib import Path
+import json, os, random, subprocess, time
 
 import httpx
 import pytest
-from conftest import LOOPKIT, loopkit
+from conftest import LOOPKIT, loopkit, served_process
 
 TOKEN = "watch-admin-token-0123456789"
 KEY = "watch-test-hmac-key-0123456789"
 CATEGORIES = ["news", "sports", "music", "comedy", "food", "travel", "tech", "gaming"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -25,25 +19,9 @@ def served(tmp_path_factory):
     env = {"LOOPKIT_HMAC_KEY": KEY, "LOOPKIT_ADMIN_TOKEN": TOKEN, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
     code, rec, err = loopkit("run", "-p", "ingest.n_events=8000", "-p", "evaluate.shap_rows=0", "--json", cwd=project, env=env)
     assert code == 0, f"the bootstrap pipeline failed:\n{err[-3000:]}"
-    port = _free_port()
-    server = subprocess.Popen([str(LOOPKIT), "serve", "--port", str(port), "--log-dir", str(project / "log"), "--k", "3",
-                               "--events", str(project / "runs/latest/validate/events.parquet"), "--poll-interval", "3600"],
-                              cwd=project, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200: break
-            except httpx.HTTPError: pass
-            assert server.poll() is None, f"loopkit serve exited: {server.stderr.read()[-3000:]}"
-            assert time.time() < deadline, "loopkit serve did not come up within 120 s"
-            time.sleep(0.5)
+    with served_process(["--log-dir", project / "log", "--k", "3", "--events", project / "runs/latest/validate/events.parquet",
+                         "--poll-interval", "3600"], project, env) as url:
         yield project, url, env
-    finally:
-        server.terminate()
-        try: server.wait(20)
-        except subprocess.TimeoutExpired: server.kill()
 
 
 def _traffic(url, start, hours, shifted, requests_per_hour=150):

@@ -20,6 +20,7 @@ __all__ = ['PriorCount', 'PriorSum', 'PriorMean', 'PriorCTR', 'RecentTags', 'InR
            'default_features']
 
 # %% ../../nbs/03_features/01_definitions.ipynb #0ba323d2
+@functools.lru_cache(maxsize=1024)  # read on every online lookup: parse each window once
 def _seconds(window) -> int|None:
     "A window as whole seconds: 86400, '24h', '7d' or a timedelta (loopkit.schema.duration_seconds); None (all history) stays None."
     if window is None: return None
@@ -27,6 +28,7 @@ def _seconds(window) -> int|None:
     if s < 1 or s != int(s): raise ValueError(f"window={window!r} must be a whole number of seconds, at least 1")
     return int(s)
 
+@functools.lru_cache(maxsize=1024)
 def _suffix(window) -> str:
     "Name suffix of a window: '' for all history, '_24h' for '24h', '_86400s' for 86400."
     if window is None: return ""

@@ -52,6 +52,7 @@ class OnlineFeatures:
         for f in self.features_:
             for p in f.parts(): parts.setdefault(p.name, p)
         self.parts_ = list(parts.values())
+        self.part_names_, self.names_ = [p.name for p in self.parts_], [f.name for f in self.features_]
         _check_transforms(self.features_)
         groups = {}  # parts keyed by the same entity columns share their state keys: lookup_many computes those once per entity
         for p in self.parts_: groups.setdefault(tuple(_entity_columns(p.entity)) if hasattr(p, "entity") else id(p), []).append(p)
@@ -72,8 +73,8 @@ class OnlineFeatures:
         "Apply the pending events (all of one timestamp) to the state."
         get, put = self.store_.get, self.store_.put
         for row in self.pending_:
-            for p in self.parts_:
-                key = (p.name, p.state_key(row))
+            for p, n in zip(self.parts_, self.part_names_):
+                key = (n, p.state_key(row))
                 put(key, p.update(get(key), row))
         self.pending_ = []
 
@@ -88,15 +89,14 @@ class OnlineFeatures:
         self._setup()
         ts = row["ts"] if ts is None else ts
         self._advance(ts, "lookup")
-        keys = [(p.name, p.state_key(row)) for p in self.parts_]
-        states = self.store_.get_many(keys)
-        values = {p.name: p.read(s, ts) for p, s in zip(self.parts_, states)}
-        return {f.name: f.combine(values, row) for f in self.features_}
+        states = self.store_.get_many([(n, p.state_key(row)) for p, n in zip(self.parts_, self.part_names_)])
+        values = {n: p.read(s, ts) for p, n, s in zip(self.parts_, self.part_names_, states)}
+        return {n: f.combine(values, row) for f, n in zip(self.features_, self.names_)}
 
     def lookup_many(self, rows:list[dict], ts=None) -> pd.DataFrame:
         "Feature vectors of many rows at time `ts` (e.g. one user x 100 candidate items), one row each; every state is fetched and read once."
         self._setup()
-        names = [f.name for f in self.features_]
+        names = self.names_
         if not rows: return pd.DataFrame({n: [] for n in names})
         if ts is None:
             stamps = {r["ts"] for r in rows}

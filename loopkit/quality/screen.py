@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from decimal import Decimal
 from pathlib import Path
-from ..schema import COLUMNS, Column
+from ..schema import COLUMNS, Column, read_table
 
 # %% auto #0
 __all__ = ['EVENT_TYPES', 'QUARANTINE_REASONS', 'IMPUTE_RULES', 'events_view', 'Screening', 'screen', 'repair']
@@ -44,14 +44,9 @@ def _in_family(duck_type:str, family:str) -> bool:
 # %% ../../nbs/02_quality/01_screen.ipynb #a896d6ec
 def _events_table(events) -> tuple[pa.Table, str]:
     "`events` as a pyarrow Table in its stored order, and a description of where it came from."
-    if isinstance(events, pa.Table): return events, f"<pyarrow.Table with {len(events)} rows>"
-    if isinstance(events, pd.DataFrame):
-        return pa.Table.from_pandas(events, preserve_index=False), f"<pandas.DataFrame with {len(events)} rows>"
-    con = duckdb.connect()
-    try:
-        source = events_view(con, events)
-        return con.sql("SELECT * FROM events").to_arrow_table(), source
-    finally: con.close()
+    table = read_table(events, where="events")
+    source = str(events) if isinstance(events, (str, Path)) else f"<{type(events).__module__.split('.')[0]}.{type(events).__name__} with {len(table)} rows>"
+    return table, source
 
 def _jsonable(v):
     "A DuckDB or pyarrow scalar as a JSON-friendly Python value."

@@ -25,6 +25,7 @@ from .metrics import ServingMetrics
 from .rollout import ArmStats, Exploration, Rollout, ROLLOUT_MODES, RolloutChecks, traffic_bucket
 from .scoring import lookup_rows, request_rows, Scorer
 from .sources import ModelSource, RequestError
+from .control import RolloutControl
 from .hybrid import HybridRouting
 
 # %% auto #0
@@ -37,7 +38,7 @@ class _Pending:
     ts:float; user:str; context:dict; arm:str; version:str; shown:dict; reported:set = field(default_factory=set)
 
 # %% ../../nbs/08_serving/06_service.ipynb #0d24ed31
-class Service:
+class Service(RolloutControl):
     "The ranking service without HTTP: rank, feedback, reload, rollout of the challenger, ticks of the ramp, metrics."
     def __init__(self,
                  models:ModelSource, # where champion and challenger come from (LocalModels, RegistryModels)
@@ -374,148 +375,6 @@ def feedback(self:Service,
                                    score=score, arm=arm, model_version=p.version, click=int(click), dwell=dwell,
                                    **_context_fields(p.context), **_item_fields(cand))])
     return dict(request_id=request_id, item_id=int(item), click=int(click), arm=arm)
-
-# %% ../../nbs/08_serving/06_service.ipynb #81e36f76
-@patch
-def _record(self:Service, what:str, now, why:str, **extra) -> dict:
-    "Append a rollout event to the history."
-    ch = self.scorers_.get("challenger")
-    event = dict(ts=now if math.isfinite(now) else None, what=what, version=ch.version if ch else None,
-                 mode=self.rollout_.mode, share=self.rollout_.share, why=why, **extra)
-    self.history_.append(event)
-    logging.getLogger("loopkit.serve").info("rollout %s: %s", what, why)
-    return event
-
-@patch
-def _new_rollout(self:Service, rollout:Rollout, why:str):
-    "Switch to `rollout` with fresh counts for the arms."
-    r = replace(rollout)
-    if r.mode == "ramp": r.share = r.steps[0]
-    elif r.mode in ("off", "shadow"): r.share = 0.0
-    self.rollout_, self.step_, self.step_started_, self.rollout_started_ = r, 0, None, self.clock_
-    self.stats_ = {a: ArmStats() for a in ("champion", "challenger", "shadow", "explore")}
-    self._record("start", self.clock_, why)
-
-# %% ../../nbs/08_serving/06_service.ipynb #c0dbe8fa
-@patch
-def set_rollout(self:Service,
-                mode:str, # off | shadow | canary | ramp
-                share:float|None=None, # canary: share of users on the challenger
-                steps:tuple|None=None, # ramp: increasing shares ending at 1.0; the default rollout's when None
-                window:float|None=None, # ramp: seconds of event time each step is held; the default rollout's when None
-                checks:RolloutChecks|None=None, # online checks; the default rollout's when None
-               ) -> dict:
-    "Start exposing the challenger in `mode`; returns the status."
-    self.start()
-    base = self.default_rollout_
-    r = Rollout(mode, base.share if share is None else float(share), base.steps if steps is None else tuple(steps),
-                base.window if window is None else window, base.checks if checks is None else checks).check()
-    if mode == "canary" and not r.share > 0: raise RequestError("a canary needs a share in (0, 1]: set_rollout('canary', share=0.05)")
-    with self.lock_:
-        if mode != "off" and "challenger" not in self.scorers_:
-            raise RequestError(f"no challenger to {mode}: give a version the 'challenger' alias and reload", 409)
-        self._new_rollout(r, f"set_rollout {mode}")
-    return self.status()
-
-# %% ../../nbs/08_serving/06_service.ipynb #7a91a71d
-@patch
-def _failed_check(self:Service) -> str|None:
-    "Why the challenger fails its online checks, or None."
-    return self.rollout_.checks.failure(self.stats_["challenger"], self.stats_["champion"])
-
-# %% ../../nbs/08_serving/06_service.ipynb #6756d423
-@patch
-def promote(self:Service,
-            why:str="promoted by an operator", # kept in the rollout history and passed to on_promote
-            now:float|None=None, # event time of the decision; the latest seen when None
-           ) -> dict:
-    "Make the challenger the champion: `on_promote(version, why)`, then serve it to everyone. Returns the rollout event."
-    self.start()
-    ch = self.scorers_.get("challenger")
-    if ch is None: raise RequestError("there is no challenger to promote", 409)
-    now = self.clock_ if now is None else now
-    try: (self.on_promote or self.models.promote)(ch.version, why)
-    except Exception as e:
-        with self.lock_: return self._record("promote_failed", now, f"{why}; on_promote raised {type(e).__name__}: {e}")
-    with self.lock_:
-        event = self._record("promote", now, why)
-        self.scorers_ = {"champion": ch}
-        self.rollout_ = Rollout()
-    self.metrics_.inc("loopkit_promotions_total")
-    return event
-
-# %% ../../nbs/08_serving/06_service.ipynb #c8f223ed
-@patch
-def retire_challenger(self:Service,
-                      why:str="retired by an operator", # kept in the rollout history and passed to on_rollback
-                      now:float|None=None, # event time of the decision; the latest seen when None
-                     ) -> dict:
-    "Take every user off the challenger now, record why and retire it (`on_rollback`); the champion is untouched."
-    self.start()
-    with self.lock_:
-        ch = self.scorers_.get("challenger")
-        if ch is None: raise RequestError("there is no challenger to roll back", 409)
-        now = self.clock_ if now is None else now
-        self.retired_.add(ch.version)
-        event = self._record("rollback", now, why)
-        self.scorers_ = {"champion": self.scorers_["champion"]}
-        self.rollout_ = replace(self.rollout_, mode="off", share=0.0)
-    try: (self.on_rollback or self.models.retire)(ch.version, why)
-    except Exception as e: event["callback_error"] = f"{type(e).__name__}: {e}"
-    self.metrics_.inc("loopkit_rollbacks_total")
-    return event
-
-# %% ../../nbs/08_serving/06_service.ipynb #b6b18ce2
-@patch
-def tick(self:Service,
-         now:float|None=None, # event time; clock() when None
-        ) -> dict:
-    "Expire old impressions and judge the rollout: roll back on a failed check, advance a held ramp step, promote at the end."
-    self.start()
-    action = None
-    with self.lock_:
-        now = self._now(now)
-        self._expire(now)
-        r = self.rollout_
-        if "challenger" in self.scorers_ and r.mode in ("canary", "ramp"):
-            if self.step_started_ is None: self.step_started_ = now
-            failure = self._failed_check()
-            c = r.checks
-            judged = self.stats_["challenger"].impressions >= c.min_impressions and self.stats_["champion"].impressions >= c.min_impressions
-            if failure: action = ("rollback", failure)
-            elif r.mode == "ramp" and now - self.step_started_ >= r.window and judged:
-                if self.step_ + 1 < len(r.steps):
-                    self.step_ += 1; r.share = r.steps[self.step_]; self.step_started_ = now
-                    self._record("advance", now, f"checks held for {r.window:g} s at {r.steps[self.step_ - 1]:.0%}")
-                else: action = ("promote", f"ramp {'/'.join(f'{s:.0%}' for s in r.steps)} completed with every check holding")
-    if action is not None: (self.retire_challenger if action[0] == "rollback" else self.promote)(action[1], now)
-    return self.status()
-
-# %% ../../nbs/08_serving/06_service.ipynb #42389712
-@patch
-def status(self:Service) -> dict:
-    "What is served and how: versions, rollout mode/share/step, per-arm counts since the rollout started, recent history."
-    self.start()
-    with self.lock_:
-        r, s = self.rollout_, self.scorers_
-        return dict(champion=s["champion"].version, challenger=s["challenger"].version if "challenger" in s else None,
-                    mode=r.mode, share=r.share, step=self.step_, steps=list(r.steps), window=r.window,
-                    step_started=self.step_started_, clock=self.clock_ if math.isfinite(self.clock_) else None,
-                    arms={a: st.as_dict() for a, st in self.stats_.items()}, pending=len(self.pending_), history=self.history_[-20:])
-
-@patch
-def rollout_events(self:Service,
-                   since:int=0, # index of the first event wanted (the count already read)
-                  ) -> list[dict]:
-    "The rollout's events from index `since` on: start, advance, promote, rollback, with time, version, share and why."
-    self.start()
-    with self.lock_: return [dict(e) for e in self.history_[since:]]
-
-@patch
-def flush_log(self:Service):
-    "Write every buffered log row now (before reading the log back, e.g. to retrain on it)."
-    self.start()
-    if self.log_ is not None: self.log_.flush()
 
 # %% ../../nbs/08_serving/06_service.ipynb #64fa3266
 @patch
