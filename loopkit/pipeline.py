@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import yaml
 import loopkit
+from .schema import SCHEMA_ENV
 
 # %% auto #0
 __all__ = ['PipelineError', 'ParameterError', 'StageFailed', 'Stage', 'Pipeline', 'templates_dir', 'load_pipeline',
@@ -380,6 +381,7 @@ def run_pipeline(pipeline=None, # a `Pipeline`, a pipeline file, or None for the
         check_parameters(s.name, params, state.params[tpl_hash])
         resolved[s.name] = (tpl_hash, _resolve(params, run_dir, pipe))
     tracker, record, failed = _Tracker(pipe, tracking_uri, project_dir), RunRecord(str(run_dir)), set()
+    declared = {}  # a stage's `schema` output (the declared columns) is $LOOPKIT_SCHEMA for every later stage
     n = len(pipe.stages)
     for i, s in enumerate(pipe.stages.values(), 1):
         outputs = {k: str(run_dir/s.name/v) for k, v in s.outputs.items()}
@@ -396,10 +398,12 @@ def run_pipeline(pipeline=None, # a `Pipeline`, a pipeline file, or None for the
         if s.name not in rerun and old.get('key') == key and old.get('status') == 'ok' and fps == old.get('outputs'):
             record.stages.append(StageResult(s.name, 'cached', 0.0, outputs, old.get('mlflow_run_id'), key))
             if progress: _progress(i, n, s.name, 'cached')
+            if 'schema' in outputs: declared = {SCHEMA_ENV: outputs['schema']}
             continue
         t0 = time.perf_counter()
         if progress: _progress(i, n, s.name, 'running')
-        result = _execute(s, params, key, run_dir, project_dir, tracker, progress)
+        result = _execute(s, params, key, run_dir, project_dir, tracker, progress, declared)
+        if result.status != 'failed' and 'schema' in result.outputs: declared = {SCHEMA_ENV: result.outputs['schema']}
         result.seconds = round(time.perf_counter() - t0, 3)
         if result.status == 'failed':
             failed.add(s.name); state.stages[s.name] = {'key': None, 'status': 'failed', 'mlflow_run_id': result.mlflow_run_id}
@@ -424,7 +428,7 @@ def _kernel_manager():
     return LocalKernelManager
 
 # %% ../nbs/11_pipeline.ipynb #39fb5864
-def _execute(s, params, key, run_dir, project_dir, tracker, progress):
+def _execute(s, params, key, run_dir, project_dir, tracker, progress, extra_env=None):
     "Execute one stage's template in a staging folder; publish its outputs only when it succeeds."
     import papermill
     staging = run_dir/'.staging'/s.name
@@ -432,7 +436,7 @@ def _execute(s, params, key, run_dir, project_dir, tracker, progress):
     notebook = staging/f"{s.name}.ipynb"
     run_id = tracker.start(s.name, params, key)
     env = {'MLFLOW_TRACKING_URI': tracker.uri, 'LOOPKIT_MLFLOW_RUN_ID': run_id,
-           'LOOPKIT_PROJECT_DIR': str(project_dir), 'LOOPKIT_RUN_DIR': str(run_dir), 'LOOPKIT_STAGE': s.name}
+           'LOOPKIT_PROJECT_DIR': str(project_dir), 'LOOPKIT_RUN_DIR': str(run_dir), 'LOOPKIT_STAGE': s.name, **(extra_env or {})}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     error = None

@@ -15,8 +15,8 @@ import pyarrow as pa
 
 # %% auto #0
 __all__ = ['ROLES', 'CORE_COLUMNS', 'SCHEMA_ENV', 'DECLARABLE_ROLES', 'COLUMNS', 'EVENT_SCHEMA', 'AGE_BANDS', 'CONTEXT_COLUMNS',
-           'ITEM_ATTRIBUTES', 'CATEGORICAL_FEATURES', 'LOG_SCHEMA', 'Column', 'declared_columns', 'columns_with',
-           'check_events', 'duration_seconds', 'read_table']
+           'ITEM_ATTRIBUTES', 'CATEGORICAL_FEATURES', 'NUMERIC_COLUMNS', 'TEXT_COLUMNS', 'LOG_SCHEMA', 'Column',
+           'declared_columns', 'columns_with', 'check_events', 'item_key', 'duration_seconds', 'read_table']
 
 # %% ../nbs/00_schema.ipynb #e6c107e4
 ROLES = {
@@ -24,7 +24,8 @@ ROLES = {
     "item": "the item shown", "label": "what the model predicts", "outcome": "what happened after the impression",
     "logging": "how the impression was chosen", "context": "the user's context, sent with each request",
     "item_attribute": "a categorical attribute of the item, sent with each candidate", "provenance": "who made the item",
-    "item_time": "when the item was published",
+    "item_time": "when the item was published", "numeric": "a declared number of the event or the item, a feature as it is",
+    "text": "declared free text of the item, a feature through its word count",
 }
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ CORE_COLUMNS = (
 SCHEMA_ENV = "LOOPKIT_SCHEMA"
 
 # %% ../nbs/00_schema.ipynb #7abb24eb
-DECLARABLE_ROLES = ("context", "item_attribute")
+DECLARABLE_ROLES = ("context", "item_attribute", "numeric", "text")
 
 def declared_columns(path:str|Path|None=None, # a JSON file {"context": [...], "item_attribute": [...]}; default $LOOPKIT_SCHEMA
                     ) -> tuple[Column, ...]:
@@ -65,7 +66,7 @@ def declared_columns(path:str|Path|None=None, # a JSON file {"context": [...], "
             raise ValueError(f"schema declaration {where}: {role!r} must be a list of column names (letters, digits, _); got {names!r}")
         for n in names:
             if n in taken: raise ValueError(f"schema declaration {where}: column {n!r} is already in the event schema")
-            taken.add(n); out.append(Column(n, pa.string(), role, True))
+            taken.add(n); out.append(Column(n, pa.float64() if role == "numeric" else pa.string(), role, True))
     return tuple(out)
 
 # %% ../nbs/00_schema.ipynb #65634eee
@@ -82,6 +83,7 @@ def columns_with(*roles:str) -> tuple[str, ...]:
 CONTEXT_COLUMNS = columns_with("context")
 ITEM_ATTRIBUTES = columns_with("item_attribute")
 CATEGORICAL_FEATURES = ("user_id", "item_id") + CONTEXT_COLUMNS + ITEM_ATTRIBUTES
+NUMERIC_COLUMNS, TEXT_COLUMNS = columns_with("numeric"), columns_with("text")
 
 # %% ../nbs/00_schema.ipynb #e80c16bb
 def check_events(
@@ -93,7 +95,7 @@ def check_events(
     for c in COLUMNS:
         if c.name not in table.schema.names:
             if c in CORE_COLUMNS: problems.append(f"missing column '{c.name}' ({c.type})")
-        elif table.schema.field(c.name).type != c.type:
+        elif table.schema.field(c.name).type != c.type and not (c.role == "user" and pa.types.is_string(table.schema.field(c.name).type)):
             problems.append(f"column '{c.name}' is {table.schema.field(c.name).type}, expected {c.type}")
     if problems: raise ValueError(f"{source} do not match loopkit's event schema: " + "; ".join(problems))
     return table
@@ -104,7 +106,21 @@ LOG_SCHEMA = pa.schema(
      ("position", pa.int32()), ("score", pa.float32()), ("arm", pa.string()), ("model_version", pa.string()),
      ("click", pa.int8()), ("dwell", pa.float32())]
     + [(c, pa.string()) for c in CONTEXT_COLUMNS + ITEM_ATTRIBUTES]
-    + [("publish_ts", pa.int64()), ("latency_ms", pa.float32())])
+    + [("publish_ts", pa.int64()), ("latency_ms", pa.float32())]
+    + [(c, pa.float64()) for c in NUMERIC_COLUMNS] + [(c, pa.string()) for c in TEXT_COLUMNS])
+
+# %% ../nbs/00_schema.ipynb #c657ac1f
+def item_key(values, # item ids: integers stay as they are, strings become stable 63-bit keys
+            ) -> pa.Array:
+    "Item ids as an int64 array: integers unchanged, strings (or anything else) by a stable BLAKE2b key."
+    import hashlib
+    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(list(values))
+    if isinstance(arr, pa.ChunkedArray): arr = arr.combine_chunks()
+    if pa.types.is_integer(arr.type): return arr.cast(pa.int64())
+    def key(v):
+        if v is None: return None
+        return int.from_bytes(hashlib.blake2b(str(v).encode(), digest_size=8).digest(), "little") & (2**63 - 1)
+    return pa.array([key(v) for v in arr.to_pylist()], pa.int64())
 
 # %% ../nbs/00_schema.ipynb #059ebff7
 _DURATION_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}

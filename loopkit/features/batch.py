@@ -13,7 +13,7 @@ from pathlib import Path
 from .definitions import default_features, Transform, _q
 from .versions import definition_hash, feature_set_version
 from ..quality.screen import events_view
-from ..schema import CATEGORICAL_FEATURES
+from ..schema import CATEGORICAL_FEATURES, NUMERIC_COLUMNS, TEXT_COLUMNS
 
 # %% auto #0
 __all__ = ['CATEGORICAL_COLUMNS', 'compute_features', 'build_table', 'plot_feature_table']
@@ -126,7 +126,8 @@ def build_table(events, # parquet path, pyarrow Table or pandas DataFrame in the
     numeric = [f.name for f in table_features]
     clash = sorted(set(numeric) & set(columns))
     if clash: raise ValueError(f"build_table: feature names {clash} collide with event columns; rename the events columns")
-    keep = ", ".join(_q(c) for c in ["event_id", "ts", "user_id", "item_id", "click"] + categorical[2:])
+    raw = [c for c in NUMERIC_COLUMNS + TEXT_COLUMNS if c in columns]  # declared inputs of features, kept for the leakage audit
+    keep = ", ".join(_q(c) for c in ["event_id", "ts", "user_id", "item_id", "click"] + categorical[2:] + raw)
     if since is not None:
         from loopkit.ingest.synth import to_unix
         since = to_unix(since)

@@ -11,13 +11,14 @@ import functools
 import inspect
 import math
 import numpy as np
+import re
 import pyarrow as pa
 from fastcore.basics import basic_repr
-from ..schema import duration_seconds
+from ..schema import NUMERIC_COLUMNS, TEXT_COLUMNS, duration_seconds
 
 # %% auto #0
 __all__ = ['PriorCount', 'PriorSum', 'PriorMean', 'PriorCTR', 'RecentTags', 'InRecent', 'Transform', 'transform',
-           'default_features']
+           'declared_features', 'default_features']
 
 # %% ../../nbs/03_features/01_definitions.ipynb #0ba323d2
 @functools.lru_cache(maxsize=1024)  # read on every online lookup: parse each window once
@@ -412,6 +413,21 @@ def transform(sql:str, # DuckDB expression over the function's parameters as {pl
         return Transform(fn.__name__, {p: inputs.get(p, p) for p in params}, sql, fn, examples)
     return declare
 
+# %% ../../nbs/03_features/01_definitions.ipynb #16ef2642
+def _word_count(t) -> int:
+    "Runs of non-space characters in `t` (0 for None): the Python side of `{col}_words`."
+    return 0 if t is None else len(re.findall(r"[^ \t\n\r\f\v]+", str(t)))
+
+def declared_features(numeric=None, # numeric columns; the declared ones (loopkit.schema.NUMERIC_COLUMNS) when None
+                      text=None, # text columns; the declared ones (loopkit.schema.TEXT_COLUMNS) when None
+                     ) -> list:
+    "Features of declared columns: each numeric column as it is (`<col>_value`), each text column as its word count (`<col>_words`)."
+    numeric = NUMERIC_COLUMNS if numeric is None else numeric
+    text = TEXT_COLUMNS if text is None else text
+    return ([Transform(f"{c}_value", {"v": c}, "CAST({v} AS DOUBLE)", lambda v: None if v is None else float(v)) for c in numeric]
+            + [Transform(f"{c}_words", {"t": c}, "CASE WHEN {t} IS NULL THEN 0 ELSE len(regexp_extract_all({t}, '[^ \t\n\r\f\v]+')) END",
+                         _word_count, examples=[{"t": v} for v in (None, "", "  ", "great value", " one\ttwo  three ", "naïve café")]) for c in text])
+
 # %% ../../nbs/03_features/01_definitions.ipynb #353d4fb2
 def default_features(columns:list[str]|None=None, # the events' columns; definitions needing others are left out; None keeps all
                     ) -> list:
@@ -419,5 +435,5 @@ def default_features(columns:list[str]|None=None, # the events' columns; definit
     features = [PriorCount("user_id"), PriorCount("user_id", "click"), PriorCTR("user_id"),
                 PriorCount("item_id"), PriorCount("item_id", "click"), PriorCTR("item_id"),
                 PriorCount("user_id", "click", window="24h"), PriorCTR(("user_id", "category"), window="7d"),
-                InRecent(RecentTags("user_id", "category", n=3, window="3d"), "category")]
+                InRecent(RecentTags("user_id", "category", n=3, window="3d"), "category")] + declared_features()
     return features if columns is None else [f for f in features if set(f.inputs) <= set(columns)]
