@@ -70,7 +70,7 @@ class FieldEmbedding(nn.Module):
 class LRConfig:
     "Settings of `LogisticRegression`."
     lr:float=0.01 # Adam learning rate
-    weight_decay:float=0.0 # L2 penalty on all weights
+    weight_decay:float=1e-4 # L2 penalty on all weights (a little by default: ids seen a few times overfit)
 
 # %% ../../nbs/04_models/02_ctr.ipynb #ea83aac9
 @dataclass
@@ -78,7 +78,7 @@ class FMConfig:
     "Settings of `FactorizationMachine`."
     embed_dim:int=8 # size of each field's interaction vector
     lr:float=0.01 # Adam learning rate
-    weight_decay:float=0.0 # L2 penalty on all weights
+    weight_decay:float=1e-4 # L2 penalty on all weights (a little by default: ids seen a few times overfit)
     init_std:float=0.01 # standard deviation of the interaction vectors at initialisation
 
 # %% ../../nbs/04_models/02_ctr.ipynb #2a687a01
@@ -97,6 +97,7 @@ class CTRModel(L.LightningModule):
         self.config = config if config is not None else self.config_class()
         self.encoder_ = None  # the FeatureEncoder it was trained with (set by fit / load_model)
         self.objective_ = None  # a training loss replacing log loss while fit runs (e.g. distillation); None otherwise
+        self.calibration_ = (1.0, 0.0)  # (a, b): scores are sigmoid(a * logit + b); fit sets it on the validation split
         self.register_buffer("_cardinality", torch.tensor(self.cardinalities, dtype=torch.long), persistent=False)
 
     def forward(self, cat:torch.Tensor, num:torch.Tensor) -> torch.Tensor:
@@ -147,15 +148,20 @@ class CTRModel(L.LightningModule):
         steps = list(zip(torch.stack(losses).tolist(), sizes))
         return {"loss": torch.tensor(sum(l * n for l, n in steps) / sum(sizes)), "steps": steps}
 
+    def calibrated(self, logits:torch.Tensor) -> torch.Tensor:
+        "Logits after the model's calibration (`calibration_`: identity until `fit` sets it)."
+        a, b = self.calibration_
+        return logits if (a, b) == (1.0, 0.0) else logits * a + b
+
     def validation_step(self, batch, batch_idx):
         cat, num, label = unpack_batch(batch)
-        return {"score": torch.sigmoid(self(cat, num)), "label": label}
+        return {"score": torch.sigmoid(self.calibrated(self(cat, num))), "label": label}
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return batch if device.type == "cpu" else super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def predict_step(self, batch, batch_idx=0):
-        return torch.sigmoid(self.logits(batch)[0])
+        return torch.sigmoid(self.calibrated(self.logits(batch)[0]))
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
@@ -183,7 +189,7 @@ class CTRModel(L.LightningModule):
         "Click probabilities `[B]` in evaluation mode."
         was_training = self.training
         self.eval()
-        try: return torch.cat([torch.sigmoid(self.logits((cat[i:i+batch_size], num[i:i+batch_size]))[0])
+        try: return torch.cat([torch.sigmoid(self.calibrated(self.logits((cat[i:i+batch_size], num[i:i+batch_size]))[0]))
                                for i in range(0, len(cat), batch_size)] or [torch.zeros(0)])
         finally: self.train(was_training)
 
@@ -232,9 +238,9 @@ class DeepFMConfig:
     "Settings of `DeepFM`."
     embed_dim:int=8 # size of each field's vector (shared by the FM and the MLP)
     hidden:tuple=(64, 32) # widths of the MLP's hidden layers
-    dropout:float=0.0 # dropout after each hidden layer while training
+    dropout:float=0.2 # dropout after each hidden layer while training
     lr:float=0.01 # Adam learning rate
-    weight_decay:float=0.0 # L2 penalty on all weights
+    weight_decay:float=1e-3 # L2 penalty on all weights (on by default: sparse ids overfit within an epoch)
     init_std:float=0.01 # standard deviation of the field vectors at initialisation
 
 # %% ../../nbs/04_models/02_ctr.ipynb #48191a97
@@ -244,9 +250,9 @@ class DCNv2Config:
     embed_dim:int=8 # size of each field's vector
     cross_layers:int=2 # number of cross layers (the highest crossing order is cross_layers + 1)
     hidden:tuple=(64, 32) # widths of the MLP's hidden layers, beside the cross network
-    dropout:float=0.0 # dropout after each hidden layer while training
+    dropout:float=0.2 # dropout after each hidden layer while training
     lr:float=0.01 # Adam learning rate
-    weight_decay:float=0.0 # L2 penalty on all weights
+    weight_decay:float=1e-3 # L2 penalty on all weights (on by default: sparse ids overfit within an epoch)
     init_std:float=0.01 # standard deviation of the field vectors at initialisation
 
 # %% ../../nbs/04_models/02_ctr.ipynb #ed8656db
@@ -302,10 +308,10 @@ class MLPConfig:
     embed_dim:int=4 # size of each field's vector (narrow: a student is meant to be small)
     hidden:tuple=(32,) # widths of the hidden layers (one shallow layer by default)
     wide:bool=True # add a first-order (logistic regression) term beside the MLP
-    dropout:float=0.0 # dropout after each hidden layer while training
+    dropout:float=0.2 # dropout after each hidden layer while training
     hint_dim:int=0 # > 0: also map field vectors to this size (a teacher's embed_dim) for a hint loss; 0: no map
     lr:float=0.01 # Adam learning rate
-    weight_decay:float=0.0 # L2 penalty on all weights
+    weight_decay:float=1e-3 # L2 penalty on all weights (on by default: sparse ids overfit within an epoch)
     init_std:float=0.01 # standard deviation of the field vectors at initialisation
 
 # %% ../../nbs/04_models/02_ctr.ipynb #e1bb320e
@@ -376,7 +382,7 @@ def save_model(model:CTRModel, # the model to save
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     encoder = encoder if encoder is not None else model.encoder_
     meta = {"format": "loopkit.model/1", "name": model.name, "config": asdict(model.config),
-            "cardinalities": model.cardinalities, "n_num": model.n_num}
+            "cardinalities": model.cardinalities, "n_num": model.n_num, "calibration": list(model.calibration_)}
     (path / "model.json").write_text(json.dumps(meta, indent=1))
     (path / "encoder.json").write_text(json.dumps(encoder.to_dict() if encoder is not None else None))
     torch.save(model.state_dict(), path / "weights.pt")
@@ -393,6 +399,7 @@ def load_model(path:str|Path, # a directory written by `save_model`
     cls = _model_class(meta["name"])
     model = cls(meta["cardinalities"], meta["n_num"], _make_config(cls, meta["config"]))
     model.load_state_dict(torch.load(path / "weights.pt", weights_only=True))
+    model.calibration_ = tuple(float(v) for v in meta.get("calibration", (1.0, 0.0)))  # models saved before calibration: identity
     enc = json.loads((path / "encoder.json").read_text()) if (path / "encoder.json").exists() else None
     model.encoder_ = FeatureEncoder.from_dict(enc) if enc else None
     return model.eval()
@@ -421,7 +428,7 @@ def check_model(model:str|type, # a key of `MODELS` or a CTRModel subclass
 
     for c, n in [(cards, n_num), (cards, 0), ([], n_num)]:
         b = _contract_batch(c, n, 8, seed=2) if c else {**_contract_batch([2], n, 8, seed=2), "cat": torch.zeros(8, 0, dtype=torch.long)}
-        m = build(c, n)
+        m = build(c, n).eval()  # dropout off: the same batch gives the same logits
         out, _ = m.logits(b)
         ensure(out.shape == (8,) and out.dtype == torch.float32 and bool(torch.isfinite(out).all()), "shapes",
                f"logits for cardinalities={c}, n_num={n} are {out.dtype} {tuple(out.shape)}; expected finite float32 (8,)")
@@ -432,6 +439,7 @@ def check_model(model:str|type, # a key of `MODELS` or a CTRModel subclass
     ensure(all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values())), "deterministic", "two builds under one seed differ")
     losses = []
     for m in (m1, m2):
+        torch.manual_seed(1)  # the same dropout masks for both
         opt = m.configure_optimizers(); opt.zero_grad(); loss = m.loss(batch); loss.backward(); opt.step()
         losses.append(m.loss(batch).item())
     ensure(losses[0] == losses[1], "deterministic", f"one training step under one seed gives losses {losses}")

@@ -21,7 +21,7 @@ from ..models.encoder import FeatureEncoder, read_features, rows_of_split, unpac
 from ..evaluation.metrics import auc, logloss
 
 # %% auto #0
-__all__ = ['TensorBatches', 'DirectSteps', 'FitResult', 'fit']
+__all__ = ['TensorBatches', 'DirectSteps', 'FitResult', 'fit', 'platt_calibration']
 
 # %% ../../nbs/05_training/01_fit.ipynb #584b6f1b
 class TensorBatches:
@@ -263,6 +263,7 @@ def fit(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pat
         objective=None, # `objective(model, batch) -> loss` replacing log loss in training (validation still ranks by AUC)
         extra:dict|None=None, # per-row tensors of the train split, in table order, added to each training batch for `objective`
         init:CTRModel|None=None, # fine-tune: start from this model's weights and encoder instead of a fresh model
+        calibrate:bool=True, # fit Platt scaling of the best epoch's logits on the validation split (`platt_calibration`)
        ) -> FitResult:
     "Train `model` on the `train` split, early-stopping on `valid` AUC; return the best epoch's model."
     if checkpoint_every_n_steps is not None and (not isinstance(checkpoint_every_n_steps, int) or checkpoint_every_n_steps < 1):
@@ -329,4 +330,23 @@ def fit(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pat
     if record.best_state_epoch == best_epoch: net.load_state_dict(record.best_state)  # best epoch ran in this call
     elif best_ckpt is not None and best_ckpt.best_model_path:  # best epoch ran before a resume: its checkpoint
         net.load_state_dict(torch.load(best_ckpt.best_model_path, map_location="cpu", weights_only=False)["state_dict"])
-    return FitResult(net.eval(), history, best_epoch, Path(out_dir) if out_dir is not None else None)
+    net.eval()
+    if calibrate: net.calibration_ = platt_calibration(net, valid_batches)
+    return FitResult(net, history, best_epoch, Path(out_dir) if out_dir is not None else None)
+
+# %% ../../nbs/05_training/01_fit.ipynb #ef91ef24
+@torch.no_grad()
+def platt_calibration(model:CTRModel, # a trained model (its current calibration is ignored)
+                      batches, # labelled batches of the validation split (TensorBatches)
+                     ) -> tuple[float, float]:
+    "(a, b) of Platt scaling fit on `batches`: sigmoid(a * logit + b) minimises their log loss; (1, 0) when it cannot."
+    from sklearn.linear_model import LogisticRegression as Platt
+    was = model.training; model.eval()
+    try:
+        parts = [(model(*unpack_batch(b)[:2]), unpack_batch(b)[2]) for b in batches]
+    finally: model.train(was)
+    logits = torch.cat([p[0] for p in parts]).double().numpy()[:, None]; y = torch.cat([p[1] for p in parts]).numpy()
+    if len(np.unique(y)) < 2 or not np.isfinite(logits).all(): return (1.0, 0.0)
+    fit = Platt(C=1e6, max_iter=1000).fit(logits, y)
+    a, b = float(fit.coef_[0, 0]), float(fit.intercept_[0])
+    return (a, b) if a > 0 else (1.0, 0.0)
