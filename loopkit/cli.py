@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse, json, os, re, shutil, sys
 from pathlib import Path
 import yaml
-from .pipeline import PipelineError, ParameterError, run_pipeline, run_status, templates_dir
+from .pipeline import PipelineError, ParameterError, find_project, project_tracking_uri, run_pipeline, run_status, templates_dir
 
 # %% auto #0
-__all__ = ['parse_overrides', 'cmd_run', 'cmd_status', 'cmd_init', 'cmd_docs', 'cmd_data', 'cmd_versions', 'cmd_promote',
-           'cmd_rollback', 'cmd_serve', 'cmd_loop', 'cmd_watch', 'parser', 'main']
+__all__ = ['VERSION_COLUMNS', 'parse_overrides', 'cmd_run', 'cmd_status', 'cmd_init', 'cmd_docs', 'cmd_data', 'cmd_versions',
+           'cmd_promote', 'cmd_rollback', 'cmd_serve', 'cmd_loop', 'cmd_watch', 'parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #08bc955d
 def parse_overrides(items:list, # strings of the form STAGE.NAME=VALUE
@@ -38,27 +38,39 @@ def _print_record(record, as_json):
     w = max(len(s.name) for s in record.stages) if record.stages else 5
     print(f"\nrun folder: {record.run_dir}", file=sys.stderr)
     for s in record.stages:
-        print(f"  {s.name:<{w}}  {s.status:<7} {s.seconds:7.1f} s  {s.mlflow_run_id or ''}", file=sys.stderr)
+        took = f"{s.seconds:7.1f} s" if s.status != 'cached' else (f"(ran in {s.seconds:.1f} s)" if s.seconds else "")
+        print(f"  {s.name:<{w}}  {s.status:<7} {took:<16} {s.mlflow_run_id or ''}", file=sys.stderr)
     if as_json: print(json.dumps(record.to_dict()))
 
 # %% ../nbs/12_cli.ipynb #93c4bced
+def _project_pipeline(pipeline:str|None) -> tuple[str|None, Path|None]:
+    "The pipeline a command means, and the project around the current folder: its pipeline.yaml when none is named; 'default' is the built-in one."
+    project = find_project()
+    if pipeline == 'default': return None, project
+    if pipeline is None and project is not None: return str(project / 'pipeline.yaml'), project
+    return pipeline, project
+
 def cmd_run(args):
-    "`loopkit run`: run a pipeline (the default one when no file is given)."
-    record = run_pipeline(args.pipeline, run_dir=args.run_dir, overrides=parse_overrides(args.param),
+    "`loopkit run`: run a pipeline: the named file, else the project's pipeline.yaml, else (outside a project) the built-in one."
+    pipeline, project = _project_pipeline(args.pipeline)
+    if project is not None and not args.quiet: print(f"project {project}: {pipeline or 'the built-in pipeline'}", file=sys.stderr)
+    record = run_pipeline(pipeline, run_dir=args.run_dir, overrides=parse_overrides(args.param),
                           force=args.force or (), from_stage=args.from_stage, tracking_uri=args.tracking_uri,
-                          progress=not args.quiet)
+                          progress=not args.quiet, project_dir=project)
     _print_record(record, args.json)
     ran = [s for s in record.stages if s.status in ('ran', 'failed')]
     if ran and not args.quiet:
-        uri = args.tracking_uri or os.environ.get('MLFLOW_TRACKING_URI') or 'sqlite:///.loopkit/mlflow.db'
+        uri = args.tracking_uri or project_tracking_uri(project or Path.cwd())
         print(f"executed notebooks: {record.run_dir}/<stage>/<stage>.ipynb\n"
               f"browse the runs:    mlflow ui --backend-store-uri {uri}", file=sys.stderr)
     return 0 if record.ok else 1
 
 # %% ../nbs/12_cli.ipynb #56b6a307
 def cmd_status(args):
-    "`loopkit status`: each stage's last status in a run folder."
-    _print_record(run_status(args.run_dir, args.pipeline), args.json)
+    "`loopkit status [PIPELINE]`: each stage's last status in the project's run folder: ran or cached, and how long it took when it ran."
+    pipeline, project = _project_pipeline(args.pipeline_file or args.pipeline)
+    run_dir = Path(args.run_dir) if Path(args.run_dir).is_absolute() or project is None else project / args.run_dir
+    _print_record(run_status(run_dir, pipeline), args.json)
     return 0
 
 # %% ../nbs/12_cli.ipynb #47d24ae1
@@ -78,7 +90,7 @@ def cmd_docs(args):
     except ImportError as e:
         print(f"loopkit docs: the docs builder needs the docs extra ({e.name} is missing): pip install 'loopkit[docs]'", file=sys.stderr)
         return 2
-    out = build_site(out_dir=args.out)
+    out = build_site(args.nbs, out_dir=args.out)
     readme = write_readme()
     print(f"site written to {out}; open {Path(out)/'index.html'}\nREADME written to {readme}", file=sys.stderr)
     return 0
@@ -103,19 +115,26 @@ def _tracking_uri(args) -> str:
     "The MLflow store a registry command uses: --tracking-uri, $MLFLOW_TRACKING_URI, or the project's .loopkit/mlflow.db."
     uri = getattr(args, 'tracking_uri', None) or os.environ.get('MLFLOW_TRACKING_URI')
     if uri: return uri
-    db = Path('.loopkit/mlflow.db')
+    db = (find_project() or Path.cwd()) / '.loopkit' / 'mlflow.db'
     if not db.exists(): raise FileNotFoundError(f"no MLflow store at {db.resolve()}: run `loopkit run` here first, or pass --tracking-uri")
     return f"sqlite:///{db.resolve()}"
 
 # %% ../nbs/12_cli.ipynb #8a7e7f27
+VERSION_COLUMNS = ("version", "aliases", "model", "gate", "auc", "gauc", "logloss", "ece", "feature_set_version")
+
 def cmd_versions(args):
     "`loopkit versions`: the registered versions (or, with --history, every alias move)."
     import pandas as pd
     from loopkit.registry import versions, alias_history
     table = alias_history(args.name, _tracking_uri(args)) if args.history else versions(args.name, _tracking_uri(args))
-    if args.json: print(table.to_json(orient='records'))
-    else:
-        with pd.option_context('display.width', 160, 'display.max_columns', 20): print(table.to_string(index=False))
+    if args.json: print(table.to_json(orient='records')); return 0
+    if not args.history:
+        wanted = [c.strip() for c in args.columns.split(',')] if args.columns else list(VERSION_COLUMNS)
+        unknown = [c for c in wanted if c not in table.columns and c not in VERSION_COLUMNS]
+        if unknown: raise ValueError(f"versions --columns: no column(s) {unknown}; the versions have: {', '.join(table.columns)}")
+        table = table.reindex(columns=wanted)
+    with pd.option_context('display.width', 160, 'display.max_columns', 20, 'display.float_format', '{:.4f}'.format):
+        print(table.to_string(index=False, na_rep=''))
     return 0
 
 # %% ../nbs/12_cli.ipynb #1576b7ae
@@ -139,9 +158,16 @@ def cmd_rollback(args):
 
 # %% ../nbs/12_cli.ipynb #342b0260
 def cmd_serve(args):
-    "`loopkit serve ...`: the ranking service over HTTP (options: `loopkit serve --help`)."
+    "`loopkit serve ...`: the ranking service over HTTP (options: `loopkit serve --help`); in a project, its registry and declared columns."
+    rest, project = list(args.rest), find_project()
+    if project is not None:
+        schema = project / 'runs' / 'latest' / 'ingest' / 'schema.json'
+        if not os.environ.get('LOOPKIT_SCHEMA') and schema.exists():
+            if 'loopkit.schema' in sys.modules: print("loopkit serve: loopkit.schema was imported before the project's declared columns were set", file=sys.stderr)
+            os.environ['LOOPKIT_SCHEMA'] = str(schema)
+        if not any(a.split('=')[0] in ('--registry-uri', '--model-dir') for a in rest): rest += ['--registry-uri', project_tracking_uri(project)]
     from loopkit.serving.http import main as serve_main
-    return serve_main(args.rest)
+    return serve_main(rest)
 
 # %% ../nbs/12_cli.ipynb #e0e0306c
 def cmd_loop(args):
@@ -179,7 +205,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='loopkit', description="From a research notebook to a production closed loop.")
     sub = p.add_subparsers(dest='command', required=True)
     r = sub.add_parser('run', help="run a pipeline; cached stages are reused")
-    r.add_argument('pipeline', nargs='?', help="pipeline YAML file (default: loopkit's default pipeline)")
+    r.add_argument('pipeline', nargs='?', help="pipeline YAML file (default: the project's pipeline.yaml; outside a project, or 'default': the built-in one)")
     r.add_argument('-p', '--param', action='append', default=[], metavar='STAGE.NAME=VALUE', help="override a stage parameter")
     r.add_argument('--run-dir', default='runs/latest', help="the run's folder (default runs/latest)")
     r.add_argument('--force', action='append', metavar='STAGE', help="run this stage again even when cached")
@@ -190,13 +216,15 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
     s = sub.add_parser('status', help="show the stages of a run folder")
     s.add_argument('--run-dir', default='runs/latest')
-    s.add_argument('--pipeline', help="the pipeline file (default: the one the run used)")
+    s.add_argument('pipeline_file', nargs='?', metavar='PIPELINE', help="the pipeline file (default: the project's, else the one the run used)")
+    s.add_argument('--pipeline', help=argparse.SUPPRESS)
     s.add_argument('--json', action='store_true')
     s.set_defaults(func=cmd_status)
     i = sub.add_parser('init', help="create a project from loopkit's templates")
     i.add_argument('dir')
     i.set_defaults(func=cmd_init)
     d = sub.add_parser('docs', help="build the documentation site from nbs/")
+    d.add_argument('nbs', nargs='?', help="the notebooks folder (default: the nbdev project's nbs_path)")
     d.add_argument('--out', help="output folder (default docs/_site)")
     d.set_defaults(func=cmd_docs)
     g = sub.add_parser('data', help="write events from a built-in source")
@@ -215,7 +243,9 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument('--name', default='loopkit-ctr', help="registered model name")
         c.add_argument('--tracking-uri', help="MLflow store (default $MLFLOW_TRACKING_URI or .loopkit/mlflow.db)")
         c.add_argument('--json', action='store_true', help="print the result as JSON on the last line")
-        if cmd == 'versions': c.add_argument('--history', action='store_true', help="every alias move: who, why, when")
+        if cmd == 'versions':
+            c.add_argument('--history', action='store_true', help="every alias move: who, why, when")
+            c.add_argument('--columns', help="comma-separated columns to show (default: version, aliases, model, gate, auc, gauc, logloss, ece, feature_set_version); --json has them all")
         else:
             c.add_argument('--version', type=int, help="the version to make champion")
             c.add_argument('--why', default='', help="the reason, kept in the alias history")

@@ -11,13 +11,12 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import yaml
 import loopkit
-from .schema import SCHEMA_ENV
 
 # %% auto #0
-__all__ = ['PipelineError', 'ParameterError', 'StageFailed', 'Stage', 'Pipeline', 'templates_dir', 'load_pipeline',
-           'template_parameters', 'check_parameters', 'fingerprint', 'template_source_hash', 'cache_key',
-           'record_metrics', 'stage_run_id', 'record_tags', 'record_artifacts', 'StageResult', 'RunRecord',
-           'run_pipeline', 'run_status']
+__all__ = ['PROJECT_FILE', 'PipelineError', 'ParameterError', 'StageFailed', 'Stage', 'Pipeline', 'templates_dir', 'find_project',
+           'project_tracking_uri', 'load_pipeline', 'template_parameters', 'check_parameters', 'fingerprint',
+           'template_source_hash', 'cache_key', 'record_metrics', 'stage_run_id', 'record_tags', 'record_artifacts',
+           'StageResult', 'RunRecord', 'run_pipeline', 'run_status']
 
 # %% ../nbs/11_pipeline.ipynb #9cfb8111
 class PipelineError(ValueError):
@@ -70,6 +69,20 @@ def templates_dir() -> Path:
     for p in (Path(loopkit.__file__).parent.parent/'templates', Path(sys.prefix)/'share'/'loopkit'/'templates'):
         if (p/'pipeline.yaml').exists(): return p
     raise PipelineError("loopkit's templates folder was not found next to the package; reinstall with `pip install -e .`")
+
+# %% ../nbs/11_pipeline.ipynb #9b974f39
+PROJECT_FILE = "pipeline.yaml"
+
+def find_project(start:str|Path|None=None, # where to look from; the current folder when None
+                ) -> Path|None:
+    "The nearest folder at or above `start` holding pipeline.yaml, or None outside a project."
+    here = Path(start or os.getcwd()).resolve()
+    return next((d for d in (here, *here.parents) if (d / PROJECT_FILE).is_file()), None)
+
+def project_tracking_uri(project:str|Path, # a project folder
+                        ) -> str:
+    "The project's MLflow store: $MLFLOW_TRACKING_URI when set, else SQLite under <project>/.loopkit."
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(Path(project) / '.loopkit' / 'mlflow.db').resolve()}"
 
 # %% ../nbs/11_pipeline.ipynb #f1f3e912
 def _references(value):
@@ -382,6 +395,7 @@ def run_pipeline(pipeline=None, # a `Pipeline`, a pipeline file, or None for the
         resolved[s.name] = (tpl_hash, _resolve(params, run_dir, pipe))
     tracker, record, failed = _Tracker(pipe, tracking_uri, project_dir), RunRecord(str(run_dir)), set()
     declared = {}  # a stage's `schema` output (the declared columns) is $LOOPKIT_SCHEMA for every later stage
+    from loopkit.schema import SCHEMA_ENV  # here, not at import: a command may set $LOOPKIT_SCHEMA before loopkit.schema reads it
     n = len(pipe.stages)
     for i, s in enumerate(pipe.stages.values(), 1):
         outputs = {k: str(run_dir/s.name/v) for k, v in s.outputs.items()}
@@ -399,6 +413,7 @@ def run_pipeline(pipeline=None, # a `Pipeline`, a pipeline file, or None for the
             record.stages.append(StageResult(s.name, 'cached', 0.0, outputs, old.get('mlflow_run_id'), key))
             if progress: _progress(i, n, s.name, 'cached')
             if 'schema' in outputs: declared = {SCHEMA_ENV: outputs['schema']}
+            old['last'] = 'cached'
             continue
         t0 = time.perf_counter()
         if progress: _progress(i, n, s.name, 'running')
@@ -408,7 +423,8 @@ def run_pipeline(pipeline=None, # a `Pipeline`, a pipeline file, or None for the
         if result.status == 'failed':
             failed.add(s.name); state.stages[s.name] = {'key': None, 'status': 'failed', 'mlflow_run_id': result.mlflow_run_id}
         else:
-            state.stages[s.name] = {'key': key, 'status': 'ok', 'mlflow_run_id': result.mlflow_run_id,
+            state.stages[s.name] = {'key': key, 'status': 'ok', 'mlflow_run_id': result.mlflow_run_id, 'last': 'ran',
+                                    'seconds': result.seconds, 'finished': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
                                     'outputs': {k: fingerprint(p, state.memo) for k, p in outputs.items()}}
         state.save()
         record.stages.append(result)
@@ -468,7 +484,7 @@ def _execute(s, params, key, run_dir, project_dir, tracker, progress, extra_env=
 def run_status(run_dir='runs/latest', # a run folder
                pipeline=None, # the pipeline it ran, for the stage order and outputs (default pipeline when None)
               ) -> RunRecord:
-    "What a run folder holds: each stage's last status, outputs and MLflow run, without running anything."
+    "What a run folder holds: each stage's last status (ran or cached by the last invocation), its duration when it ran, outputs and MLflow run."
     run_dir = Path(run_dir).resolve()
     if not (run_dir/'.loopkit-state.json').exists():
         raise PipelineError(f"{run_dir} holds no loopkit run; `loopkit run --run-dir {run_dir}` creates one")
@@ -479,7 +495,8 @@ def run_status(run_dir='runs/latest', # a run folder
         outputs = {k: str(run_dir/s.name/v) for k, v in s.outputs.items()}
         if st is None: status = 'skipped'
         elif st['status'] == 'failed': status = 'failed'
-        else: status = 'cached' if all(Path(p).exists() for p in outputs.values()) else 'skipped'
-        record.stages.append(StageResult(s.name, status, 0.0, outputs if status == 'cached' else {},
+        elif not all(Path(p).exists() for p in outputs.values()): status = 'skipped'
+        else: status = st.get('last', 'cached')  # what the last invocation did: ran it, or reused it
+        record.stages.append(StageResult(s.name, status, float((st or {}).get('seconds', 0.0)), outputs if status in ('ran', 'cached') else {},
                                          (st or {}).get('mlflow_run_id'), (st or {}).get('key')))
     return record

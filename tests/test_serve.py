@@ -32,7 +32,7 @@ CONTEXT = {"age_band": "25-34", "region": "north", "device": "ios"}
 def inverted(model):
     "The same lr model with negated logits: it ranks the best items last."
     bad = type(model)(model.cardinalities, model.n_num, model.config)
-    bad.load_state_dict({k: -v for k, v in model.state_dict().items()}); bad.encoder_ = model.encoder_
+    bad.load_state_dict({k: -v for k, v in model.state_dict().items()}); bad.encoder_ = model.encoder_; bad.calibration_ = (model.calibration_[0], -model.calibration_[1])
     return bad.eval()
 
 

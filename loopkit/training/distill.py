@@ -39,10 +39,10 @@ def load_teachers(teacher, # a model directory, a loaded CTRModel, or a list of 
 # %% ../../nbs/05_training/04_distill.ipynb #9d191ac0
 @torch.no_grad()
 def _logits_of(model:CTRModel, rows:pd.DataFrame, batch_size:int=65536) -> torch.Tensor:
-    "Logits `[N]` of raw table rows, encoded with the model's own encoder, in evaluation mode."
+    "Calibrated logits `[N]` of raw table rows (what the model's scores are the sigmoid of), encoded with its own encoder, in evaluation mode."
     cat, num = model.encoder_.transform(rows)
     model.eval()
-    return torch.cat([model.logits((cat[i:i + batch_size], num[i:i + batch_size]))[0] for i in range(0, len(cat), batch_size)]
+    return torch.cat([model.calibrated(model.logits((cat[i:i + batch_size], num[i:i + batch_size]))[0]) for i in range(0, len(cat), batch_size)]
                      or [torch.zeros(0)])
 
 # %% ../../nbs/05_training/04_distill.ipynb #0560b02c
