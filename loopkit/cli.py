@@ -33,6 +33,15 @@ def parse_overrides(items:list, # strings of the form STAGE.NAME=VALUE
     return out
 
 # %% ../nbs/12_cli.ipynb #74e57a16
+def _print_digest(record, limit:int=20):
+    "The run's digest on stderr: the warnings its stages recorded, and the stages it did not run."
+    lines = [f"  {stage}: {w}" for stage, ws in (record.warnings or {}).items() for w in ws]
+    skipped = [s.name for s in record.stages if s.status in ('skipped', 'failed')]
+    if not lines and not skipped: return
+    print(f"\ndigest: {len(lines)} warning(s)" + (f"; not run: {', '.join(skipped)}" if skipped else ""), file=sys.stderr)
+    for line in lines[:limit]: print(line, file=sys.stderr)
+    if len(lines) > limit: print(f"  ... {len(lines) - limit} more in <run>/<stage>/warnings.json", file=sys.stderr)
+
 def _print_record(record, as_json):
     "A table of the stages on stderr, then the JSON line on stdout when asked."
     w = max(len(s.name) for s in record.stages) if record.stages else 5
@@ -40,6 +49,7 @@ def _print_record(record, as_json):
     for s in record.stages:
         took = f"{s.seconds:7.1f} s" if s.status != 'cached' else (f"(ran in {s.seconds:.1f} s)" if s.seconds else "")
         print(f"  {s.name:<{w}}  {s.status:<7} {took:<16} {s.mlflow_run_id or ''}", file=sys.stderr)
+    _print_digest(record)
     if as_json: print(json.dumps(record.to_dict()))
 
 # %% ../nbs/12_cli.ipynb #93c4bced

@@ -15,8 +15,8 @@ import loopkit
 # %% auto #0
 __all__ = ['PROJECT_FILE', 'PipelineError', 'ParameterError', 'StageFailed', 'Stage', 'Pipeline', 'templates_dir', 'find_project',
            'project_tracking_uri', 'load_pipeline', 'template_parameters', 'check_parameters', 'fingerprint',
-           'template_source_hash', 'cache_key', 'record_metrics', 'stage_run_id', 'record_tags', 'record_artifacts',
-           'StageResult', 'RunRecord', 'run_pipeline', 'run_status']
+           'template_source_hash', 'cache_key', 'record_metrics', 'record_warning', 'stage_run_id', 'record_tags',
+           'record_artifacts', 'StageResult', 'RunRecord', 'run_pipeline', 'run_status']
 
 # %% ../nbs/11_pipeline.ipynb #9cfb8111
 class PipelineError(ValueError):
@@ -227,6 +227,17 @@ def record_metrics(**metrics):
     return old
 
 # %% ../nbs/11_pipeline.ipynb #c1b18fa5
+def record_warning(*messages:str):
+    "Print each message as a WARNING and, inside a pipeline stage, add it to the stage's warnings.json (the run's digest shows them)."
+    messages = [str(m) for m in messages if m]
+    for m in messages:
+        for stream in (sys.stdout, sys.__stderr__): print(f"WARNING: {m}", file=stream, flush=True)
+    if messages and os.environ.get('LOOPKIT_STAGE'):
+        path = Path('warnings.json')
+        old = json.loads(path.read_text()) if path.exists() else []
+        path.write_text(json.dumps(old + [m for m in messages if m not in old], indent=1))
+    return messages
+
 def stage_run_id() -> str|None:
     "The MLflow run of the stage this kernel runs in (set by the runner); None outside a pipeline run."
     return os.environ.get("LOOPKIT_MLFLOW_RUN_ID") or None
@@ -273,13 +284,14 @@ class RunRecord:
     "The result of a pipeline invocation: its folder and every stage's result."
     run_dir: str
     stages: list = field(default_factory=list)
+    warnings: dict = field(default_factory=dict) # stage -> the warnings it recorded (record_warning), ran or cached
 
     @property
     def ok(self): return all(s.status in ('ran', 'cached') for s in self.stages)
     def stage(self, name): return next(s for s in self.stages if s.name == name)
     def to_dict(self):
         return {'run_dir': self.run_dir, 'stages': [{k: v for k, v in asdict(s).items() if k not in ('cache_key', 'error')}
-                                                    for s in self.stages]}
+                                                    for s in self.stages], 'warnings': self.warnings}
     def to_frame(self):
         "The stages as a table."
         import pandas as pd
@@ -432,7 +444,16 @@ def run_pipeline(pipeline=None, # a `Pipeline`, a pipeline file, or None for the
         if result.error and progress: print(result.error, file=sys.stderr)
     state.save()
     tracker.close(record.ok)
+    record.warnings = _warnings(run_dir, record)
     return record
+
+def _warnings(run_dir:Path, record:RunRecord) -> dict:
+    "The warnings.json of every stage whose outputs the run holds (ran or cached)."
+    out = {}
+    for s in record.stages:
+        path = run_dir/s.name/'warnings.json'
+        if s.status in ('ran', 'cached') and path.exists(): out[s.name] = json.loads(path.read_text())
+    return out
 
 # %% ../nbs/11_pipeline.ipynb #211e20fe
 def _kernel_manager():
@@ -499,4 +520,5 @@ def run_status(run_dir='runs/latest', # a run folder
         else: status = st.get('last', 'cached')  # what the last invocation did: ran it, or reused it
         record.stages.append(StageResult(s.name, status, float((st or {}).get('seconds', 0.0)), outputs if status in ('ran', 'cached') else {},
                                          (st or {}).get('mlflow_run_id'), (st or {}).get('key')))
+    record.warnings = _warnings(run_dir, record)
     return record

@@ -16,7 +16,7 @@ from ..quality.screen import events_view
 from ..schema import CATEGORICAL_FEATURES, NUMERIC_COLUMNS, TEXT_COLUMNS
 
 # %% auto #0
-__all__ = ['CATEGORICAL_COLUMNS', 'compute_features', 'build_table', 'plot_feature_table']
+__all__ = ['CATEGORICAL_COLUMNS', 'compute_features', 'build_table', 'constant_features', 'plot_feature_table']
 
 # %% ../../nbs/03_features/02_batch.ipynb #0dda88f8
 def _columns(con:duckdb.DuckDBPyConnection, name:str) -> list[str]:
@@ -147,6 +147,18 @@ def build_table(events, # parquet path, pyarrow Table or pandas DataFrame in the
                 feature_set_version=version)
     (out_dir / "spec.json").write_text(json.dumps(spec, indent=2) + "\n")
     return spec
+
+# %% ../../nbs/03_features/02_batch.ipynb #86971b86
+def constant_features(table:str|Path, # table.parquet written by `build_table`
+                      spec:dict, # its spec
+                      split:str="train", # the rows to look at
+                     ) -> list[str]:
+    "The spec's categorical and numeric columns that hold at most one distinct value (nulls included) in `split`."
+    cols = spec["categorical"] + spec["numeric"]
+    t = f"'{Path(table).as_posix()}'"
+    counts = duckdb.sql(f"SELECT {', '.join(f'count(DISTINCT coalesce(CAST({_q(c)} AS VARCHAR), chr(0)))' for c in cols)} "
+                        f"FROM {t} WHERE split = '{split}'").fetchall()[0]
+    return [c for c, n in zip(cols, counts) if n <= 1]
 
 # %% ../../nbs/03_features/02_batch.ipynb #d41adbfd
 def plot_feature_table(table:str|Path, # table.parquet written by `build_table`

@@ -17,6 +17,7 @@ from .movielens import load_movielens
 from .privacy import DevelopmentKeyWarning, hmac_key, key_fingerprint, write_pseudonymous_events
 from .sources import project_path
 from .synth import synth_events, to_unix
+from ..pipeline import record_warning
 
 # %% auto #0
 __all__ = ['read_source', 'ingest']
@@ -51,10 +52,10 @@ def _print_report(report:dict):
     lines = [f"ingest: {report['rows']:,} events from {report['source']} ({report['files']} {report['format']} file(s)); time: {report['ts']}; "
              f"label: {report['label']} ({report['positives']:.1%} positive)"]
     if report["defaults"]: lines.append("  absent, filled with defaults: " + ", ".join(f"{c} ({v})" for c, v in report["defaults"].items()))
-    if report["features_off"]: lines.append("  built-in features off (constant without those columns): " + ", ".join(report["features_off"]))
     if report["declared"]: lines.append("  declared features: " + ", ".join(f"{c} ({r})" for c, r in report["declared"].items()))
-    if report["left_out"]: lines.append("  source columns left out (declare them under features: to use them): " + ", ".join(report["left_out"]))
     for stream in (sys.stdout, sys.__stderr__): print("\n".join(lines), file=stream, flush=True)
+    if report["features_off"]: record_warning("built-in features off (their columns are absent from the source): " + ", ".join(report["features_off"]))
+    if report["left_out"]: record_warning("source columns left out (declare them under features: to use them): " + ", ".join(report["left_out"]))
 
 def ingest(source:str="synth", # "synth", "movielens", or a parquet, CSV or JSON-lines file, folder or glob
            out:str|Path="events.parquet", # the tokenized events to write; schema.json and source.json go next to it

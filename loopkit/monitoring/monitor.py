@@ -18,7 +18,7 @@ from loopkit.monitoring.psi import (DriftReference, freeze_reference, psi, psi_f
     _raw, _seconds)
 
 # %% auto #0
-__all__ = ['monitor_window', 'DriftAlert', 'DriftMonitor', 'read_window', 'reference_for']
+__all__ = ['monitor_window', 'DriftAlert', 'DriftMonitor', 'read_window', 'reference_for', 'check_not_itself', 'no_signal']
 
 # %% ../../nbs/09_monitoring/02_monitor.ipynb #3208dba4
 def monitor_window(window, # a window of the serving log / events: ts, click, dwell, score and the monitored features
@@ -268,12 +268,21 @@ def plot_history(self:DriftMonitor,
 # %% ../../nbs/09_monitoring/02_monitor.ipynb #d6a30416
 def read_window(path:str|Path, # the window: a parquet file or folder (serving log or events), relative to the project
                 screen_bots:bool=True, # drop bots and mis-clicks (loopkit.quality.screen.screen) first
+                splits:str|Path|None=None, # a features table (event_id, split): keep only the events of `split`
+                split:str|list|tuple=("test",), # the split(s) to keep when `splits` is given
                ) -> pa.Table:
-    "The rows of a monitoring window, screened of bots and mis-clicks when asked."
-    import pyarrow.parquet as pq
+    "The rows of a monitoring window (optionally one split of a features table), screened of bots and mis-clicks when asked."
+    import pyarrow.compute as pc
     from loopkit.ingest.sources import project_path
     from loopkit.quality.screen import screen
-    rows = pq.read_table(project_path(path))
+    from loopkit.schema import read_table
+    rows = read_table(project_path(path), where="monitor")
+    if splits:
+        wanted = [split] if isinstance(split, str) else list(split)
+        table = read_table(project_path(splits), ["event_id", "split"], where="monitor splits")
+        ids = table.filter(pc.is_in(table["split"], pa.array(wanted)))["event_id"]
+        if len(ids) == 0: raise ValueError(f"monitor: the features table {splits} has no rows in split(s) {wanted}")
+        rows = rows.filter(pc.is_in(rows["event_id"], ids.combine_chunks()))
     return screen(rows).kept if screen_bots else rows
 
 # %% ../../nbs/09_monitoring/02_monitor.ipynb #516a89ea
@@ -281,8 +290,26 @@ def reference_for(reference:str|Path, # a frozen reference (.json), or reference
                   columns:list|None=None, # column specs, used when freezing
                   bins:int=10, # equal-frequency bins per numeric column, used when freezing
                   screen_bots:bool=True, # screen reference events of bots and mis-clicks before freezing
+                  splits:str|Path|None=None, # a features table (event_id, split): freeze from the events of `split` only
+                  split:str|list|tuple=("train", "valid"), # the split(s) the reference is frozen from (what the model learned from)
                  ) -> DriftReference:
     "The drift reference a window is compared with: loaded when frozen already, else frozen from reference events."
     from loopkit.ingest.sources import project_path
     if str(reference).endswith(".json"): return DriftReference.load(project_path(reference))
-    return freeze_reference(read_window(reference, screen_bots), columns, bins=bins)
+    return freeze_reference(read_window(reference, screen_bots, splits, split), columns, bins=bins)
+
+def check_not_itself(reference, # the reference argument of the monitor stage
+                     current, # the window argument
+                     splits=None, # the features table dividing them, if any
+                    ):
+    "Refuse to compare data with itself (PSI 0 by construction): the same file needs a features table to split it."
+    from loopkit.ingest.sources import project_path
+    if not splits and not str(reference).endswith(".json") and project_path(reference) == project_path(current):
+        raise ValueError(f"monitor: reference and current are the same data ({current}); the PSI would be 0 by construction. "
+                         "Pass splits: the features table (training rows as reference, test rows as the window), a frozen reference.json, "
+                         "or a newer window")
+
+def no_signal(reference:DriftReference, # a frozen reference
+             ) -> list[str]:
+    "Monitored columns whose reference holds one bucket only (constant or empty): no drift can show in them."
+    return [c["name"] for c in reference.columns if sum(1 for v in c["counts"] if v) <= 1]

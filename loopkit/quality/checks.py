@@ -190,6 +190,11 @@ class Report:
         "Results of the failed error-severity checks (these block downstream)."
         return [r for r in self.failed if r["severity"] == "error"]
 
+    @property
+    def warnings(self) -> list[str]:
+        "One line per failed warn-severity check (reported, not blocking): what the run's digest shows."
+        return [_result_line(r) for r in self.failed if r["severity"] != "error"]
+
     def to_dict(self) -> dict:
         "The report as JSON-ready data."
         return dict(source=self.source, passed=self.passed, checks_total=len(self.results),

@@ -75,7 +75,7 @@ class HybridRouter:
         self._ready()
         start = time.perf_counter()
         cat, num = self.student_.encoder_.transform(rows)
-        with torch.inference_mode(): scores = torch.sigmoid(self.student_(cat, num)).numpy()
+        with torch.inference_mode(): scores = torch.sigmoid(self.student_.calibrated(self.student_(cat, num))).numpy()
         reason = None
         if self._cold_idx and ((cat[:, self._cold_idx] == 0).any(1).float().mean() > self.cold_share): reason = "cold"
         elif self.slice is not None and slice_mask(rows, self.slice).any(): reason = "slice"
