@@ -84,13 +84,32 @@ def cmd_status(args):
     return 0
 
 # %% ../nbs/12_cli.ipynb #47d24ae1
+def _ingest_block(params:dict) -> str:
+    "The ingest stage's `parameters:` block of a pipeline file, as YAML lines indented for it."
+    text = yaml.safe_dump(params, sort_keys=False, default_flow_style=None, width=200)
+    return "    parameters:\n" + "".join(f"      {line}\n" for line in text.splitlines())
+
 def cmd_init(args):
-    "`loopkit init DIR`: a new project holding the stage templates and the default pipeline file."
+    "`loopkit init DIR [--from FILE]`: a new project holding the stage templates and the default pipeline file (declaring FILE's events)."
     dest = Path(args.dir)
     if dest.exists() and any(dest.iterdir()):
         raise PipelineError(f"{dest} exists and is not empty; choose a new folder for the project")
+    guess = None
+    if args.source:
+        from loopkit.ingest.declared import guess_declaration
+        source = Path(args.source).resolve()
+        guess, reasons = guess_declaration(source)
+        guess["source"] = os.path.relpath(source, dest.resolve())  # relative to the project: it moves with it
     shutil.copytree(templates_dir(), dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns('.ipynb_checkpoints'))
-    print(f"created {dest}: edit {dest/'pipeline.yaml'}, then `cd {dest} && loopkit run pipeline.yaml`", file=sys.stderr)
+    if guess is not None:
+        pipe = dest / 'pipeline.yaml'
+        text = pipe.read_text()
+        head, rest = text.split("  ingest:\n", 1)
+        stage, tail = rest.split("    outputs:\n", 1)
+        stage = re.sub(r"    parameters:\n(?:      .*\n|      #.*\n)*", lambda m: _ingest_block(guess), stage, count=1)
+        pipe.write_text(head + "  ingest:\n" + stage + "    outputs:\n" + tail)
+        print(f"declared {args.source} in {pipe}:\n" + "\n".join(f"  {r}" for r in reasons), file=sys.stderr)
+    print(f"created {dest}: check {dest/'pipeline.yaml'}, then `cd {dest} && loopkit run`", file=sys.stderr)
     return 0
 
 # %% ../nbs/12_cli.ipynb #94daa04d
@@ -232,6 +251,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_status)
     i = sub.add_parser('init', help="create a project from loopkit's templates")
     i.add_argument('dir')
+    i.add_argument('--from', dest='source', metavar='FILE', help="your events (parquet, CSV or JSON lines): guess their declaration into pipeline.yaml")
     i.set_defaults(func=cmd_init)
     d = sub.add_parser('docs', help="build the documentation site from nbs/")
     d.add_argument('nbs', nargs='?', help="the notebooks folder (default: the nbdev project's nbs_path)")

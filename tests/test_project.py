@@ -54,3 +54,20 @@ def test_init_creates_a_project_from_the_templates(tmp_path):
     assert {p.name for p in (tmp_path/'proj').glob('*.ipynb')} == {p.name for p in (ROOT/'templates').glob('*.ipynb')}
     code, _, err = loopkit('init', tmp_path/'proj')
     assert code == 2 and 'not empty' in err
+
+
+def test_init_from_a_file_declares_it_in_the_pipeline(tmp_path):
+    import pandas as pd
+    from loopkit.pipeline import load_pipeline, template_parameters, check_parameters
+    (tmp_path/'data').mkdir()
+    pd.DataFrame({"visitor_id": ["a", "b", "a"], "product_sku": ["x", "y", "z"], "viewed_at": ["2024-01-01T00:00:00Z"] * 3,
+                  "clicked": [1, 0, 0], "price": [1.5, 2.5, 3.5], "colour": ["red", "red", "blue"]}).to_csv(tmp_path/'data/views.csv', index=False)
+    code, _, err = loopkit('init', tmp_path/'shop', '--from', tmp_path/'data/views.csv')
+    assert code == 0, err
+    assert "user_id <- visitor_id" in err and "label <- clicked" in err
+    pipe = load_pipeline(tmp_path/'shop/pipeline.yaml')
+    params = pipe.stages['ingest'].parameters
+    assert params['source'] == '../data/views.csv' and params['label'] == 'clicked'
+    assert params['columns'] == {'user_id': 'visitor_id', 'item_id': 'product_sku', 'ts': 'viewed_at'}
+    assert params['features'] == {'numeric': ['price'], 'categorical': ['colour']}
+    check_parameters('ingest', params, template_parameters(pipe.stages['ingest'].template))  # the template takes every guessed parameter

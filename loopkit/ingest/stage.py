@@ -32,13 +32,17 @@ def read_source(source:str="synth", # "synth", "movielens", or a parquet, CSV or
                 ts_format:str|None=None, # a file source: s | ms | us | ns | iso | a strptime format; None: told from the values
                 negatives:int=0, # sampled unexposed items added per positive (for logs of positives only)
                 session_gap:float=1800, # a file source without session_id: seconds of silence that end a session
+                format:str|None=None, # a file source: parquet | csv | json when the file names do not tell
+                read_options:dict|None=None, # a file source: DuckDB reader options (delim, header, names, encoding, ...)
+                join:list|None=None, # a file source: side tables [{source, on, format?, read_options?}] joined to every event
                 **synth, # synth: the arguments of `synth_events` (n_events, seed, shift_at, ...)
                ) -> tuple[pa.Table, dict]:
     "The events of `source` in the event schema, sorted by time (user ids as the source has them), and how they were read."
     if source == "synth": events, report = synth_events(**synth), {"source": "synth"}
     elif source == "movielens": events, report = load_movielens(project_path(movielens_dir)), {"source": "movielens"}
     else:
-        events, report = read_dataset(source, columns, label, features, ts_format, session_gap, None if since is None else to_unix(since))
+        events, report = read_dataset(source, columns, label, features, ts_format, session_gap, None if since is None else to_unix(since),
+                                      format, read_options, join)
         if report["positives"] == 1.0 and not negatives:
             raise ValueError(f"ingest: every event of {source} is a positive ({report['label']}); a click model needs negatives: "
                              "declare a label that is 0 for some rows, or set negatives: 4 to sample unexposed items per positive")
@@ -67,10 +71,14 @@ def ingest(source:str="synth", # "synth", "movielens", or a parquet, CSV or JSON
            ts_format:str|None=None, # a file source: s | ms | us | ns | iso | a strptime format
            negatives:int=0, # sampled unexposed items added per positive
            session_gap:float=1800, # a file source without session_id: seconds of silence that end a session
+           format:str|None=None, # a file source: parquet | csv | json when the file names do not tell
+           read_options:dict|None=None, # a file source: DuckDB reader options (delim, header, names, encoding, ...)
+           join:list|None=None, # a file source: side tables [{source, on, format?, read_options?}] joined to every event
            **synth, # synth: the arguments of `synth_events` (n_events, seed, shift_at, ...)
           ) -> tuple[pa.Table, bool]:
     "Read `source`, write its events with user ids as keyed HMAC tokens to `out`; return them, and whether a development key was used."
-    events, report = read_source(source, since, movielens_dir, columns, label, features, ts_format, negatives, session_gap, **synth)
+    events, report = read_source(source, since, movielens_dir, columns, label, features, ts_format, negatives, session_gap,
+                                 format, read_options, join, **synth)
     _print_report(report)
     base = json.loads(Path(os.environ[SCHEMA_ENV]).read_text()) if os.environ.get(SCHEMA_ENV) else {}
     folder = Path(out).parent
