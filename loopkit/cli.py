@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse, json, os, re, shutil, sys
 from pathlib import Path
 import yaml
-from .pipeline import PipelineError, ParameterError, find_project, project_tracking_uri, run_pipeline, run_status, templates_dir
+from .pipeline import PipelineError, ParameterError, find_project, project_tracking_uri, run_headline, run_pipeline, run_status, templates_dir
 
 # %% auto #0
 __all__ = ['VERSION_COLUMNS', 'parse_overrides', 'cmd_run', 'cmd_status', 'cmd_init', 'cmd_docs', 'cmd_data', 'cmd_versions',
@@ -73,6 +73,8 @@ def cmd_run(args):
         uri = args.tracking_uri or project_tracking_uri(project or Path.cwd())
         print(f"executed notebooks: {record.run_dir}/<stage>/<stage>.ipynb\n"
               f"browse the runs:    mlflow ui --backend-store-uri {uri}", file=sys.stderr)
+    headline = run_headline(record)
+    if headline and not args.quiet: print(f"\n{headline}", file=sys.stderr)
     return 0 if record.ok else 1
 
 # %% ../nbs/12_cli.ipynb #56b6a307

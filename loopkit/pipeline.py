@@ -16,7 +16,7 @@ import loopkit
 __all__ = ['PROJECT_FILE', 'PipelineError', 'ParameterError', 'StageFailed', 'Stage', 'Pipeline', 'templates_dir', 'find_project',
            'project_tracking_uri', 'load_pipeline', 'template_parameters', 'check_parameters', 'fingerprint',
            'template_source_hash', 'cache_key', 'record_metrics', 'record_warning', 'stage_run_id', 'record_tags',
-           'record_artifacts', 'StageResult', 'RunRecord', 'run_pipeline', 'run_status']
+           'record_artifacts', 'StageResult', 'RunRecord', 'run_pipeline', 'run_status', 'run_headline']
 
 # %% ../nbs/11_pipeline.ipynb #9cfb8111
 class PipelineError(ValueError):
@@ -522,3 +522,18 @@ def run_status(run_dir='runs/latest', # a run folder
                                          (st or {}).get('mlflow_run_id'), (st or {}).get('key')))
     record.warnings = _warnings(run_dir, record)
     return record
+
+# %% ../nbs/11_pipeline.ipynb #8a2604ce
+def run_headline(record:RunRecord, # a finished run
+                ) -> str|None:
+    "One line: the registered version (and its alias), test AUC and logloss against the best baseline, and the gate's verdict; None without a registration."
+    found = [Path(p) for s in record.stages for k, p in s.outputs.items() if k == 'registered' and Path(p).exists()]
+    if not found: return None
+    reg = json.loads(found[0].read_text()); m = reg.get('metrics', {})
+    names = {k.split('/')[1] for k in m if k.startswith('baselines/') and k.endswith('/auc')}
+    best = max(names, key=lambda n: m[f'baselines/{n}/auc'], default=None)
+    where = f" ({reg['alias']})" if reg.get('alias') else " (not served: the gate did not bless it)" if reg.get('gate') != 'blessed' else ""
+    line = f"{reg['name']} v{reg['version']}{where}: test AUC {m.get('auc', float('nan')):.4f}, logloss {m.get('logloss', float('nan')):.4f}"
+    if best: line += (f"; best baseline {best}: AUC {m[f'baselines/{best}/auc']:.4f}, logloss {m[f'baselines/{best}/logloss']:.4f}"
+                      f" (AUC gain {m.get(f'vs_baseline/{best}/auc_delta', float('nan')):+.4f}, 95 % low {m.get(f'vs_baseline/{best}/auc_delta_low', float('nan')):+.4f})")
+    return line + f"; gate: {reg.get('gate')}"

@@ -6,7 +6,7 @@ Docs: https://loopkit.github.io/loopkit/01_ingest/stage.html.md"""
 
 # %% ../../nbs/01_ingest/06_stage.ipynb #a8181b81
 from __future__ import annotations
-import json, os, sys, warnings
+import json, os, sys, time, warnings
 from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,9 +20,11 @@ from .synth import synth_events, to_unix
 from ..pipeline import record_warning
 
 # %% auto #0
-__all__ = ['read_source', 'ingest']
+__all__ = ['LIVE_WITHIN', 'read_source', 'ingest']
 
 # %% ../../nbs/01_ingest/06_stage.ipynb #ba3a2646
+LIVE_WITHIN = 7 * 86400  # seconds: a source whose newest event is older than this is historic
+
 def read_source(source:str="synth", # "synth", "movielens", or a parquet, CSV or JSON-lines file, folder or glob (loopkit.ingest.declared)
                 since=None, # a file source: keep events at or after this time (unix seconds or ISO date)
                 movielens_dir:str="../shared/data/ml-100k", # movielens: folder with u.data, relative to the project
@@ -32,14 +34,15 @@ def read_source(source:str="synth", # "synth", "movielens", or a parquet, CSV or
                 ts_format:str|None=None, # a file source: s | ms | us | ns | iso | a strptime format; None: told from the values
                 negatives:int=0, # sampled unexposed items added per positive (for logs of positives only)
                 session_gap:float=1800, # a file source without session_id: seconds of silence that end a session
+                live:bool|None=None, # the events are a live feed (held to freshness checks); None: when the newest is within LIVE_WITHIN of now
                 format:str|None=None, # a file source: parquet | csv | json when the file names do not tell
                 read_options:dict|None=None, # a file source: DuckDB reader options (delim, header, names, encoding, ...)
                 join:list|None=None, # a file source: side tables [{source, on, format?, read_options?}] joined to every event
                 **synth, # synth: the arguments of `synth_events` (n_events, seed, shift_at, ...)
                ) -> tuple[pa.Table, dict]:
     "The events of `source` in the event schema, sorted by time (user ids as the source has them), and how they were read."
-    if source == "synth": events, report = synth_events(**synth), {"source": "synth"}
-    elif source == "movielens": events, report = load_movielens(project_path(movielens_dir)), {"source": "movielens"}
+    if source == "synth": events, report = synth_events(**synth), {"source": "synth", "label_kind": "click"}
+    elif source == "movielens": events, report = load_movielens(project_path(movielens_dir)), {"source": "movielens", "label_kind": "derived"}
     else:
         events, report = read_dataset(source, columns, label, features, ts_format, session_gap, None if since is None else to_unix(since),
                                       format, read_options, join)
@@ -47,6 +50,9 @@ def read_source(source:str="synth", # "synth", "movielens", or a parquet, CSV or
             raise ValueError(f"ingest: every event of {source} is a positive ({report['label']}); a click model needs negatives: "
                              "declare a label that is 0 for some rows, or set negatives: 4 to sample unexposed items per positive")
     if negatives: events = sample_negatives(events, int(negatives), seed=int(synth.get("seed", 0) or 0)); report["negatives_per_positive"] = int(negatives)
+    newest = pc.max(events["ts"]).as_py()
+    report["newest_event"] = newest
+    report["live"] = bool(live) if live is not None else newest >= time.time() - LIVE_WITHIN  # historic data is not held to freshness
     return events, report
 
 # %% ../../nbs/01_ingest/06_stage.ipynb #945eb62e
@@ -71,6 +77,7 @@ def ingest(source:str="synth", # "synth", "movielens", or a parquet, CSV or JSON
            ts_format:str|None=None, # a file source: s | ms | us | ns | iso | a strptime format
            negatives:int=0, # sampled unexposed items added per positive
            session_gap:float=1800, # a file source without session_id: seconds of silence that end a session
+           live:bool|None=None, # the events are a live feed (held to freshness checks); None: told from the newest event
            format:str|None=None, # a file source: parquet | csv | json when the file names do not tell
            read_options:dict|None=None, # a file source: DuckDB reader options (delim, header, names, encoding, ...)
            join:list|None=None, # a file source: side tables [{source, on, format?, read_options?}] joined to every event
@@ -78,7 +85,7 @@ def ingest(source:str="synth", # "synth", "movielens", or a parquet, CSV or JSON
           ) -> tuple[pa.Table, bool]:
     "Read `source`, write its events with user ids as keyed HMAC tokens to `out`; return them, and whether a development key was used."
     events, report = read_source(source, since, movielens_dir, columns, label, features, ts_format, negatives, session_gap,
-                                 format, read_options, join, **synth)
+                                 live, format, read_options, join, **synth)
     _print_report(report)
     base = json.loads(Path(os.environ[SCHEMA_ENV]).read_text()) if os.environ.get(SCHEMA_ENV) else {}
     folder = Path(out).parent

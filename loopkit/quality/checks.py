@@ -17,7 +17,7 @@ from ..ingest.synth import to_unix
 from .screen import EVENT_TYPES, events_view, _in_family, _jsonable, _TYPE_FAMILIES
 
 # %% auto #0
-__all__ = ['Check', 'default_checks', 'parse_checks', 'Report', 'GateFailed', 'validate']
+__all__ = ['Check', 'default_checks', 'parse_checks', 'fit_checks', 'Report', 'GateFailed', 'validate']
 
 # %% ../../nbs/02_quality/02_checks.ipynb #e6548afc
 class Check:
@@ -137,6 +137,24 @@ def parse_checks(specs:list[dict], # declared checks, e.g. [{"check": "completen
         try: out += _declared(spec, reference)
         except ValueError as e: raise ValueError(f"{where}: {e}") from None
     return out
+
+# %% ../../nbs/02_quality/02_checks.ipynb #6b463a56
+def fit_checks(checks:list[Check], # the declared checks (parse_checks)
+               data:dict|str|Path|None, # what the ingest stage found: its source.json (or the dict); None or "" changes nothing
+              ) -> tuple[list[Check], list[str]]:
+    "The checks adapted to the data (freshness only for live data, no click-rate ceiling for a label that is not a click), and what changed."
+    if not data: return list(checks), []
+    info = json.loads(Path(data).read_text()) if isinstance(data, (str, Path)) else dict(data)
+    out, notes = [], []
+    for c in checks:
+        if c.name.startswith("freshness") and info.get("live") is False:
+            notes.append(f"{c.name} not checked: the data is historic (newest event at {info.get('newest_event')}); declare live: true to check it")
+            continue
+        if c.kind == "metric" and "avg(click)" in str(c.rule).replace(" ", "").lower() and c.max is not None and info.get("label_kind", "click") != "click":
+            notes.append(f"{c.name}: no upper bound ({c.max:g} is meant for clicks; this label is {info.get('label_kind')})")
+            c = Check(c.name, c.rule, kind=c.kind, min=c.min, max=None, severity=c.severity, column=c.column)
+        out.append(c)
+    return out, notes
 
 # %% ../../nbs/02_quality/02_checks.ipynb #64550542
 def _expected_text(check:Check) -> str:
