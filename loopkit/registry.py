@@ -15,11 +15,12 @@ import numpy as np, pandas as pd
 import mlflow, mlflow.pyfunc
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
 from .models.ctr import load_model
 
 # %% auto #0
-__all__ = ['LoopkitPyfunc', 'alias_version', 'champion', 'register', 'download_version', 'load_version', 'collect_lineage',
-           'lineage', 'promote', 'rollback', 'retire_challenger', 'alias_history', 'versions']
+__all__ = ['LoopkitPyfunc', 'input_example', 'alias_version', 'champion', 'register', 'download_version', 'load_version',
+           'collect_lineage', 'lineage', 'promote', 'rollback', 'retire_challenger', 'alias_history', 'versions']
 
 # %% ../nbs/07_registry.ipynb #53a363c0
 class LoopkitPyfunc(mlflow.pyfunc.PythonModel):
@@ -29,6 +30,16 @@ class LoopkitPyfunc(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input:pd.DataFrame, params:dict|None=None) -> np.ndarray:
         return self.model_.predict_frame(pd.DataFrame(model_input))
+
+# %% ../nbs/07_registry.ipynb #e4dc2e0d
+def input_example(model, # a loopkit model carrying its encoder_
+                  n:int=2, # rows
+                 ) -> pd.DataFrame:
+    "Rows a model accepts: known values of each categorical column (from its vocabulary), the training mean of each numeric one."
+    enc = model.encoder_
+    rows = {c: [enc.vocab_[c][i % len(enc.vocab_[c])] if enc.vocab_[c] else None for i in range(n)] for c in enc.categorical}
+    rows.update({c: [float(m)] * n for c, m in zip(enc.numeric, enc.mean_)})
+    return pd.DataFrame(rows)
 
 # %% ../nbs/07_registry.ipynb #307c0b9f
 _PYFUNC_CODE = "import mlflow\nfrom loopkit.registry import LoopkitPyfunc\nmlflow.models.set_model(LoopkitPyfunc())\n"
@@ -177,8 +188,10 @@ def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.sa
         run_id = run_id or _new_run(client, uri, experiment)
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "loopkit_pyfunc.py").write_text(_PYFUNC_CODE)
+            example = input_example(model)
             mlflow.pyfunc.save_model(Path(tmp) / "model", python_model=str(Path(tmp) / "loopkit_pyfunc.py"),
-                                     artifacts={"model_dir": str(model_dir.resolve())}, pip_requirements=["loopkit"])
+                                     artifacts={"model_dir": str(model_dir.resolve())}, pip_requirements=["loopkit"],
+                                     signature=infer_signature(example, model.predict_frame(example)), input_example=example)
             client.log_artifacts(run_id, str(Path(tmp) / "model"), "model")
             for fname, obj in (("gate.json", gate), ("lineage.json", lineage)):
                 if obj is not None:

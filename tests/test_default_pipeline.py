@@ -16,7 +16,7 @@ def output(rec, stage, name):
 def first_run(tmp_path_factory):
     work = tmp_path_factory.mktemp('default')
     env = {'MLFLOW_TRACKING_URI': ''}   # the default: a SQLite store under the project
-    code, rec, err = loopkit('run', '-p', 'ingest.n_events=8000', '--json', cwd=work, env=env)
+    code, rec, err = loopkit('run', '--json', cwd=work, env=env)  # the default pipeline as `make demo` runs it
     assert code == 0, err[-4000:]
     return work, rec, env
 
@@ -55,14 +55,14 @@ def test_the_features_are_point_in_time_and_the_split_is_by_time(first_run):
 
 def test_second_run_is_cached_and_a_champion_is_registered(first_run):
     work, rec, env = first_run
-    code, again, err = loopkit('run', '-p', 'ingest.n_events=8000', '--json', cwd=work, env=env)
+    code, again, err = loopkit('run', '--json', cwd=work, env=env)
     assert code == 0, err
     assert statuses(again) == {s: 'cached' for s in STAGES}
     from mlflow import MlflowClient
     client = MlflowClient(f"sqlite:///{work/'.loopkit/mlflow.db'}")
     assert str(client.get_model_version_by_alias('loopkit-ctr', 'champion').version) == '1'
     # a different model re-runs train and everything after it, never ingest..features
-    code, third, err = loopkit('run', '-p', 'ingest.n_events=8000', '-p', 'train.model=fm', '--json', cwd=work, env=env)
+    code, third, err = loopkit('run', '-p', 'train.model=fm', '--json', cwd=work, env=env)
     assert code == 0, err
     assert statuses(third) == {'ingest': 'cached', 'validate': 'cached', 'features': 'cached', 'audit': 'cached', 'monitor': 'cached',
                                'train': 'ran', 'distill': 'ran', 'evaluate': 'ran', 'gate': 'ran', 'register': 'ran'}

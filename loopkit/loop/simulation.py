@@ -30,9 +30,13 @@ from ..serving.log import log_events, log_to_events
 from ..serving.scoring import warm_features
 
 # %% auto #0
-__all__ = ['LoopConfig', 'LiveTraffic', 'invert_scores', 'LoopError', 'LoopRecord', 'run_loop', 'plot_timeline']
+__all__ = ['LOOP_GATE_CHECKS', 'LoopConfig', 'LiveTraffic', 'invert_scores', 'LoopError', 'LoopRecord', 'run_loop',
+           'plot_timeline']
 
 # %% ../../nbs/10_loop/02_simulation.ipynb #ddef8f80
+LOOP_GATE_CHECKS = ({"metric": "auc", "min": 0.55}, {"metric": "ece", "max": 0.1},
+                    {"metric": "auc", "min_delta": -0.002, "relative_to": "champion"}, {"metric": "ece", "max_delta": 0.02, "relative_to": "champion"})
+
 @dataclass
 class LoopConfig:
     "Sizes and knobs of a closed-loop run (times in days or hours of event time)."
@@ -63,6 +67,7 @@ class LoopConfig:
     min_impressions:int=500 # impressions per arm before click-rates are judged (fewer: repeated looks roll back good challengers)
     after_hours:float=6.0 # traffic served after the promotion (or rollback) before the run ends
     pipeline:dict=field(default_factory=dict) # stage parameter overrides for every pipeline run, e.g. {"train": {"max_epochs": 1}}
+    gate_checks:list|None=field(default_factory=lambda: list(LOOP_GATE_CHECKS)) # the gate of every run; None: the pipeline file's
     model_name:str="loopkit-ctr" # registered model name
     bad_challenger:bool=False # plant a broken challenger (inverted scores) instead of retraining: the ramp must roll it back
 
@@ -198,7 +203,8 @@ def _merge(a:dict, b:dict) -> dict:
 
 def _run_pipeline(name:str, source:Path, cfg:LoopConfig, loop_dir:Path, uri:str, project_dir:Path, progress:bool, extra:dict|None=None):
     "One run of the default pipeline on the events in `source`; the RunRecord, or LoopError naming the failed stage."
-    overrides = _merge(_merge({"ingest": {"source": str(source)}, "evaluate": {"champion": cfg.model_name}, "gate": {"name": cfg.model_name},
+    gate = {"name": cfg.model_name, **({"checks": list(cfg.gate_checks)} if cfg.gate_checks is not None else {})}
+    overrides = _merge(_merge({"ingest": {"source": str(source)}, "evaluate": {"champion": cfg.model_name}, "gate": gate,
                                "register": {"name": cfg.model_name}, "train": {"seed": cfg.seed}}, extra or {}), cfg.pipeline)
     rec = run_pipeline(None, run_dir=loop_dir / "runs" / name, overrides=overrides, tracking_uri=uri, progress=progress, project_dir=project_dir)
     if not rec.ok:

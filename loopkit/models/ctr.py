@@ -238,7 +238,7 @@ class DeepFMConfig:
     "Settings of `DeepFM`."
     embed_dim:int=8 # size of each field's vector (shared by the FM and the MLP)
     hidden:tuple=(64, 32) # widths of the MLP's hidden layers
-    dropout:float=0.2 # dropout after each hidden layer while training
+    dropout:float=0.0 # dropout after each hidden layer while training (off by default: weight decay regularises, and runs stay bit-reproducible across resumes and ranks)
     lr:float=0.01 # Adam learning rate
     weight_decay:float=1e-3 # L2 penalty on all weights (on by default: sparse ids overfit within an epoch)
     init_std:float=0.01 # standard deviation of the field vectors at initialisation
@@ -250,7 +250,7 @@ class DCNv2Config:
     embed_dim:int=8 # size of each field's vector
     cross_layers:int=2 # number of cross layers (the highest crossing order is cross_layers + 1)
     hidden:tuple=(64, 32) # widths of the MLP's hidden layers, beside the cross network
-    dropout:float=0.2 # dropout after each hidden layer while training
+    dropout:float=0.0 # dropout after each hidden layer while training (off by default: weight decay regularises, and runs stay bit-reproducible across resumes and ranks)
     lr:float=0.01 # Adam learning rate
     weight_decay:float=1e-3 # L2 penalty on all weights (on by default: sparse ids overfit within an epoch)
     init_std:float=0.01 # standard deviation of the field vectors at initialisation
@@ -308,7 +308,7 @@ class MLPConfig:
     embed_dim:int=4 # size of each field's vector (narrow: a student is meant to be small)
     hidden:tuple=(32,) # widths of the hidden layers (one shallow layer by default)
     wide:bool=True # add a first-order (logistic regression) term beside the MLP
-    dropout:float=0.2 # dropout after each hidden layer while training
+    dropout:float=0.0 # dropout after each hidden layer while training (off by default: weight decay regularises, and runs stay bit-reproducible across resumes and ranks)
     hint_dim:int=0 # > 0: also map field vectors to this size (a teacher's embed_dim) for a hint loss; 0: no map
     lr:float=0.01 # Adam learning rate
     weight_decay:float=1e-3 # L2 penalty on all weights (on by default: sparse ids overfit within an epoch)

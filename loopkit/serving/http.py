@@ -26,17 +26,18 @@ from .sources import LocalModels, RegistryModels, RequestError
 from .hybrid import HybridRouting
 
 # %% auto #0
-__all__ = ['MAX_CANDIDATES', 'UserId', 'CandidateIn', 'RankIn', 'FeedbackIn', 'RolloutIn', 'ReasonIn', 'create_app', 'serve',
-           'service_from_args', 'main']
+__all__ = ['MAX_CANDIDATES', 'UserId', 'ItemId', 'CandidateIn', 'RankIn', 'FeedbackIn', 'RolloutIn', 'ReasonIn', 'create_app',
+           'serve', 'service_from_args', 'main']
 
 # %% ../../nbs/08_serving/08_http.ipynb #4aabad7b
 MAX_CANDIDATES = 500
 UserId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)] | StrictInt
+ItemId = StrictInt | Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]  # a string id (a SKU) is keyed as at ingest
 
 class CandidateIn(BaseModel):
-    "One candidate: an integer item_id and the item's attributes (extra attributes are kept)."
+    "One candidate: an item_id (integer or string) and the item's attributes (extra attributes are kept)."
     model_config = ConfigDict(extra="allow")
-    item_id: StrictInt
+    item_id: ItemId
     category: str|None = None
     publish_ts: StrictInt|None = None
 
@@ -53,7 +54,7 @@ class FeedbackIn(BaseModel):
     "Body of POST /feedback."
     model_config = ConfigDict(extra="forbid")
     request_id: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
-    item_id: StrictInt
+    item_id: ItemId
     click: Literal[0, 1]
     dwell: float|None = Field(None, ge=0)
     ts: float|None = None

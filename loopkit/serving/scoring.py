@@ -14,10 +14,10 @@ from ..features.definitions import default_features
 from ..features.online import OnlineFeatures
 from ..models.ctr import CTRModel
 from ..ingest.privacy import hmac_key, tokenize
-from ..schema import read_table
+from ..schema import item_key, read_table
 
 # %% auto #0
-__all__ = ['request_rows', 'lookup_rows', 'warm_features', 'Scorer']
+__all__ = ['request_rows', 'keyed_candidates', 'lookup_rows', 'warm_features', 'Scorer']
 
 # %% ../../nbs/08_serving/02_scoring.ipynb #650d79e5
 def request_rows(user:str, # the user's token (never the raw id)
@@ -30,6 +30,15 @@ def request_rows(user:str, # the user's token (never the raw id)
     base = dict.fromkeys(columns)
     base.update(context or {})
     return [{**base, **c, "user_id": user, "ts": ts} for c in candidates]
+
+# %% ../../nbs/08_serving/02_scoring.ipynb #8b416efb
+def keyed_candidates(candidates:list[dict], # request candidates; item_id an integer or a string id
+                    ) -> tuple[list[dict], dict]:
+    "Candidates with int64 item keys, and {key: the caller's string id} for those that came as strings."
+    strings = [c["item_id"] for c in candidates if isinstance(c.get("item_id"), str)]
+    if not strings: return candidates, {}
+    keys = dict(zip(strings, item_key(strings).to_pylist()))
+    return [dict(c, item_id=keys[c["item_id"]]) if isinstance(c.get("item_id"), str) else c for c in candidates], {k: s for s, k in keys.items()}
 
 # %% ../../nbs/08_serving/02_scoring.ipynb #06e6267f
 def lookup_rows(features:OnlineFeatures, # the online feature engine

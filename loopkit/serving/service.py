@@ -23,7 +23,8 @@ from ..ingest.privacy import hmac_key, tokenize
 from .log import ServeLog, _context_fields, _item_fields
 from .metrics import ServingMetrics
 from .rollout import ArmStats, Exploration, Rollout, ROLLOUT_MODES, RolloutChecks, traffic_bucket
-from .scoring import lookup_rows, request_rows, Scorer
+from ..schema import item_key
+from .scoring import keyed_candidates, lookup_rows, request_rows, Scorer
 from .sources import ModelSource, RequestError
 from .control import RolloutControl
 from .hybrid import HybridRouting
@@ -151,8 +152,8 @@ def _check_request(self:Service, user, candidates, context, k) -> int:
     seen = set()
     for i, c in enumerate(candidates):
         item = c.get("item_id") if isinstance(c, dict) else None
-        if isinstance(item, bool) or not isinstance(item, (int, np.integer)):
-            raise RequestError(f"candidates[{i}].item_id must be an integer, got {item!r}")
+        if isinstance(item, bool) or not isinstance(item, (int, np.integer, str)) or (isinstance(item, str) and not 0 < len(item.strip()) <= 256):
+            raise RequestError(f"candidates[{i}].item_id must be an integer or a non-empty string id (at most 256 characters), got {item!r}")
         if item in seen: raise RequestError(f"candidates[{i}].item_id {item} appears twice in the request")
         seen.add(item)
     if context is not None and not isinstance(context, dict): raise RequestError(f"context must be an object (age_band, region, ...), got {type(context).__name__}")
@@ -287,7 +288,7 @@ def _log_request(self:Service, rid:str, now, token:str, context:dict, latency:fl
 @patch
 def rank(self:Service,
          user, # the user's raw id (string or integer); tokenized, never stored
-         candidates:list[dict], # dicts with an integer item_id and the item's attributes (category, publish_ts, ...)
+         candidates:list[dict], # dicts with an item_id (integer, or a string id such as a SKU) and the item's attributes
          context:dict|None=None, # the user's context: age_band, region, device, ...
          ts:float|None=None, # event time of the request; clock() when None
          k:int|None=None, # items to return; the service's k when None
@@ -298,6 +299,7 @@ def rank(self:Service,
     try: k = self._check_request(user, candidates, context, k)
     except RequestError: self.metrics_.inc("loopkit_bad_requests_total"); raise
     context = context or {}
+    candidates, names = keyed_candidates(candidates)  # string ids -> the int64 keys the model and the log know
     with self.lock_:
         now = self._now(ts); self._expire(now)
         token = self._token(user)
@@ -316,8 +318,9 @@ def rank(self:Service,
         shadow = self._shadow(scorers, rows, feats, k)
         latency = self._count(routed, arms, started)
         self._log_request(rid, now, token, context, latency, version, shown, shadow, candidates)
-    return dict(request_id=rid, items=[int(candidates[i]["item_id"]) for i in order], scores=[float(scores[i]) for i in order],
-                arms=arms, arm=arm, model_version=version, explored=explored, ts=now)
+    return dict(request_id=rid, items=[names.get(int(candidates[i]["item_id"]), int(candidates[i]["item_id"])) for i in order],
+                scores=[float(scores[i]) for i in order], arms=arms, arm=arm, model_version=version,
+                explored=names.get(explored, explored), ts=now)
 
 # %% ../../nbs/08_serving/06_service.ipynb #36fde1ff
 @patch
@@ -346,7 +349,7 @@ def _expire(self:Service, now):
 @patch
 def feedback(self:Service,
              request_id:str, # the id `rank` returned
-             item:int, # the item_id the outcome is about (one that was shown)
+             item:int|str, # the item_id the outcome is about (one that was shown), as `rank` returned it
              click:int, # 1 clicked, 0 not
              dwell:float|None=None, # seconds spent on the item
              ts:float|None=None, # event time of the outcome; clock() when None
@@ -357,14 +360,16 @@ def feedback(self:Service,
         raise RequestError(f"click must be 0 or 1, got {click!r}")
     if dwell is not None and (isinstance(dwell, bool) or not isinstance(dwell, (int, float)) or not math.isfinite(dwell) or dwell < 0):
         raise RequestError(f"dwell must be a non-negative number of seconds, got {dwell!r}")
+    named = item
+    if isinstance(item, str): item = int(item_key([item])[0].as_py())
     with self.lock_:
         now = self._now(ts)
         self._expire(now)
         p = self.pending_.get(request_id)
         if p is None: raise RequestError(f"unknown request_id {request_id!r}: it was not served here, or its feedback window "
                                          f"({self.feedback_window:g} s) has passed", 404)
-        if item not in p.shown: raise RequestError(f"item {item!r} was not shown in request {request_id}; shown: {list(p.shown)}")
-        if item in p.reported: raise RequestError(f"feedback for item {item} of request {request_id} was already recorded", 409)
+        if item not in p.shown: raise RequestError(f"item {named!r} was not shown in request {request_id}")
+        if item in p.reported: raise RequestError(f"feedback for item {named!r} of request {request_id} was already recorded", 409)
         p.reported.add(item)
         self._resolve(p, item, int(click), dwell, now)
         if len(p.reported) == len(p.shown): del self.pending_[request_id]
@@ -374,7 +379,7 @@ def feedback(self:Service,
             self.log_.append([dict(ts=int(now), event="feedback", request_id=request_id, user_id=p.user, item_id=int(item), position=pos,
                                    score=score, arm=arm, model_version=p.version, click=int(click), dwell=dwell,
                                    **_context_fields(p.context), **_item_fields(cand))])
-    return dict(request_id=request_id, item_id=int(item), click=int(click), arm=arm)
+    return dict(request_id=request_id, item_id=named if isinstance(named, str) else int(item), click=int(click), arm=arm)
 
 # %% ../../nbs/08_serving/06_service.ipynb #64fa3266
 @patch
