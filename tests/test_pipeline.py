@@ -100,6 +100,10 @@ def test_downstream_of_a_failure_is_skipped(project):
 def test_status_command(project):
     loopkit('run', 'pipeline.yaml')
     code, rec, _ = loopkit('status', '--json')
+    assert code == 0 and statuses(rec) == {'make': 'ran', 'double': 'ran', 'side': 'ran'}  # what the last run did
+    assert all(st['seconds'] > 0 for st in rec['stages'])  # and how long each stage took
+    loopkit('run', 'pipeline.yaml')
+    code, rec, _ = loopkit('status', '--json')
     assert code == 0 and statuses(rec) == {'make': 'cached', 'double': 'cached', 'side': 'cached'}
     code, _, err = loopkit('status', '--run-dir', 'nowhere')
     assert code == 2 and 'holds no loopkit run' in err

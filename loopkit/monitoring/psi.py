@@ -446,7 +446,10 @@ def drift_report(reference:DriftReference, # bins frozen with the model version
         ref_cols[c["name"]] = np.repeat(labels, c["counts"])
         codes = _bucket_codes(c, current, f"column spec '{c['name']}'")
         cur_cols[c["name"]] = np.where(codes >= 0, labels[np.maximum(codes, 0)], None)
-    pad = lambda cols: pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in cols.items()})
+    # a column with no rows on one side (a slice absent from a small window) has no distribution to compare: left out (NaN)
+    keep = [k for k in ref_cols if pd.notna(pd.Series(ref_cols[k], dtype=object)).any() and pd.notna(pd.Series(cur_cols[k], dtype=object)).any()]
+    if not keep: return pd.Series(np.nan, index=reference.names, name="evidently_psi")
+    pad = lambda cols: pd.DataFrame({k: pd.Series(cols[k], dtype=object) for k in keep})
     ref_df, cur_df = pad(ref_cols), pad(cur_cols)
     dd = DataDefinition(categorical_columns=list(ref_df.columns))
     snap = Report([DataDriftPreset(method="psi", threshold=threshold)]).run(
