@@ -96,8 +96,7 @@ def ingest(source:str="synth", # "synth", "movielens", or a parquet, CSV or JSON
     with warnings.catch_warnings(record=True) as key_warnings:
         warnings.simplefilter("always", DevelopmentKeyWarning)
         key = hmac_key()
-    for w in key_warnings:  # in the notebook and on the terminal running the pipeline
-        for stream in (sys.stdout, sys.__stderr__): print(f"WARNING: {w.message}", file=stream, flush=True)
+    record_warning(*[str(w.message) for w in key_warnings])  # in the notebook, on the terminal running the pipeline and in its digest
     if tokens_already: pq.write_table(events, out)  # the serving log: tokens under the same key already
     else: write_pseudonymous_events(events, out, key)  # raw user ids stay in this process's memory only
     print(f"user_id holds keyed HMAC tokens; key fingerprint {key_fingerprint(key)}")

@@ -343,9 +343,10 @@ def platt_calibration(model:CTRModel, # a trained model (its current calibration
     from sklearn.linear_model import LogisticRegression as Platt
     was = model.training; model.eval()
     try:
-        parts = [(model(*unpack_batch(b)[:2]), unpack_batch(b)[2]) for b in batches]
+        parts = [unpack_batch(b) for b in batches]
+        logits = torch.cat([model(cat, num) for cat, num, _ in parts]).double().numpy()[:, None]
     finally: model.train(was)
-    logits = torch.cat([p[0] for p in parts]).double().numpy()[:, None]; y = torch.cat([p[1] for p in parts]).numpy()
+    y = torch.cat([label for _, _, label in parts]).numpy()
     if len(np.unique(y)) < 2 or not np.isfinite(logits).all(): return (1.0, 0.0)
     fit = Platt(C=1e6, max_iter=1000).fit(logits, y)
     a, b = float(fit.coef_[0, 0]), float(fit.intercept_[0])
