@@ -94,9 +94,9 @@ def pseudonymize_events(events:pa.Table, # events in the event schema (any sourc
     "The events with `column` replaced by keyed HMAC tokens (a string column) and the key's fingerprint in the metadata."
     if column not in events.column_names:
         raise ValueError(f"pseudonymize_events: events have no column '{column}'; columns: {', '.join(events.column_names)}")
-    if pa.types.is_string(events.schema.field(column).type) and pc.all(pc.starts_with(events[column], "u_")).as_py():
-        raise ValueError(f"pseudonymize_events: column '{column}' already holds tokens ('u_...'); tokenizing twice would hide "
-                         "nothing more and break joins with other tables")
+    if FINGERPRINT_METADATA in (events.schema.metadata or {}):
+        raise ValueError(f"pseudonymize_events: column '{column}' already holds tokens (key {events.schema.metadata[FINGERPRINT_METADATA].decode()}); "
+                         "tokenizing twice would hide nothing more and break joins with other tables")
     key = hmac_key() if key is None else key
     i = events.column_names.index(column)
     out = events.set_column(i, pa.field(column, pa.string()), tokenize(events[column], key))

@@ -12,15 +12,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from ..schema import SCHEMA_ENV
-from .declared import declaration, read_dataset, sample_negatives
+from .declared import declaration, read_dataset, sample_negatives, source_files
 from .movielens import load_movielens
-from .privacy import DevelopmentKeyWarning, hmac_key, key_fingerprint, write_pseudonymous_events
+from .privacy import FINGERPRINT_METADATA, DevelopmentKeyWarning, hmac_key, key_fingerprint, write_pseudonymous_events
 from .sources import project_path
 from .synth import synth_events, to_unix
 from ..pipeline import record_warning
 
 # %% auto #0
-__all__ = ['LIVE_WITHIN', 'read_source', 'ingest']
+__all__ = ['LIVE_WITHIN', 'read_source', 'tokens_key', 'ingest']
 
 # %% ../../nbs/01_ingest/06_stage.ipynb #ba3a2646
 LIVE_WITHIN = 7 * 86400  # seconds: a source whose newest event is older than this is historic
@@ -54,6 +54,17 @@ def read_source(source:str="synth", # "synth", "movielens", or a parquet, CSV or
     report["newest_event"] = newest
     report["live"] = bool(live) if live is not None else newest >= time.time() - LIVE_WITHIN  # historic data is not held to freshness
     return events, report
+
+# %% ../../nbs/01_ingest/06_stage.ipynb #3e2dc6e1
+def tokens_key(source:str|Path, # a file source (a file, folder or glob)
+               format:str|None=None, # parquet | csv | json when the names do not tell
+              ) -> str|None:
+    "The key fingerprint every parquet file of `source` carries on its user tokens (written by loopkit), or None: its user ids are raw."
+    files, kind = source_files(source, format)
+    if kind != "parquet": return None
+    marks = {(pq.read_schema(f).metadata or {}).get(FINGERPRINT_METADATA) for f in files}
+    if len(marks) != 1 or None in marks: return None
+    return marks.pop().decode()
 
 # %% ../../nbs/01_ingest/06_stage.ipynb #945eb62e
 def _print_report(report:dict):
@@ -91,13 +102,16 @@ def ingest(source:str="synth", # "synth", "movielens", or a parquet, CSV or JSON
     folder = Path(out).parent
     (folder / "schema.json").write_text(json.dumps(declaration(report, base), indent=1) + "\n")
     (folder / "source.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-    uid = events.schema.field("user_id").type
-    tokens_already = pa.types.is_string(uid) and pc.all(pc.starts_with(events["user_id"], "u_")).as_py()
     with warnings.catch_warnings(record=True) as key_warnings:
         warnings.simplefilter("always", DevelopmentKeyWarning)
         key = hmac_key()
+    marked = None if source in ("synth", "movielens") or (columns or {}).get("user_id", "user_id") != "user_id" else tokens_key(source, format)
+    if marked is not None and marked != key_fingerprint(key):
+        raise ValueError(f"ingest: the user ids of {source} are tokens under another key (fingerprint {marked}, this key's is "
+                         f"{key_fingerprint(key)}); set $LOOPKIT_HMAC_KEY to the key they were made with")
+    tokens_already = marked is not None
     record_warning(*[str(w.message) for w in key_warnings])  # in the notebook, on the terminal running the pipeline and in its digest
-    if tokens_already: pq.write_table(events, out)  # the serving log: tokens under the same key already
+    if tokens_already: pq.write_table(events.replace_schema_metadata({FINGERPRINT_METADATA: marked.encode()}), out, write_page_checksum=True)  # loopkit's own tokens (the serving log)
     else: write_pseudonymous_events(events, out, key)  # raw user ids stay in this process's memory only
     print(f"user_id holds keyed HMAC tokens; key fingerprint {key_fingerprint(key)}")
     return pq.read_table(out), bool(key_warnings)

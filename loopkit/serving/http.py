@@ -26,20 +26,21 @@ from .sources import LocalModels, RegistryModels, RequestError
 from .hybrid import HybridRouting
 
 # %% auto #0
-__all__ = ['MAX_CANDIDATES', 'UserId', 'ItemId', 'CandidateIn', 'RankIn', 'FeedbackIn', 'RolloutIn', 'ReasonIn', 'create_app',
-           'serve', 'service_from_args', 'main']
+__all__ = ['MAX_CANDIDATES', 'UserId', 'ItemId', 'UnixSeconds', 'CandidateIn', 'RankIn', 'FeedbackIn', 'RolloutIn', 'ReasonIn',
+           'create_app', 'serve', 'service_from_args', 'main']
 
 # %% ../../nbs/08_serving/08_http.ipynb #4aabad7b
 MAX_CANDIDATES = 500
-UserId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)] | StrictInt
-ItemId = StrictInt | Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]  # a string id (a SKU) is keyed as at ingest
+UserId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)] | Annotated[int, Field(strict=True, ge=-2**63, lt=2**63)]
+ItemId = Annotated[int, Field(strict=True, ge=0, lt=2**63)] | Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]  # the log's int64; a string id (a SKU) is keyed as at ingest
+UnixSeconds = Annotated[float, Field(ge=0, lt=2**53, allow_inf_nan=False)]  # an event time; how far ahead of its clock it may be is the Service's max_skew
 
 class CandidateIn(BaseModel):
     "One candidate: an item_id (integer or string) and the item's attributes (extra attributes are kept)."
     model_config = ConfigDict(extra="allow")
     item_id: ItemId
     category: str|None = None
-    publish_ts: StrictInt|None = None
+    publish_ts: Annotated[int, Field(strict=True, ge=0, lt=2**53)]|None = None
 
 class RankIn(BaseModel):
     "Body of POST /rank."
@@ -48,7 +49,7 @@ class RankIn(BaseModel):
     candidates: list[CandidateIn] = Field(min_length=1, max_length=MAX_CANDIDATES)
     context: dict[str, StrictStr|StrictInt|None] = {}
     k: int|None = Field(None, ge=1, le=MAX_CANDIDATES)
-    ts: float|None = None
+    ts: UnixSeconds|None = None
 
 class FeedbackIn(BaseModel):
     "Body of POST /feedback."
@@ -56,8 +57,8 @@ class FeedbackIn(BaseModel):
     request_id: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
     item_id: ItemId
     click: Literal[0, 1]
-    dwell: float|None = Field(None, ge=0)
-    ts: float|None = None
+    dwell: float|None = Field(None, ge=0, le=86400, allow_inf_nan=False)
+    ts: UnixSeconds|None = None
 
 class RolloutIn(BaseModel):
     "Body of POST /admin/rollout."
@@ -128,9 +129,7 @@ def create_app(service:Service, # the service to expose
         return PlainTextResponse(service.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/healthz")
-    async def healthz() -> dict:
-        s = service.scorers_
-        return {"status": "ok", "champion": s["champion"].version, "challenger": s["challenger"].version if "challenger" in s else None}
+    async def healthz() -> dict: return service.health()
 
     @app.get("/status")
     def status() -> dict: return service.status()

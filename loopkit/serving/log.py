@@ -7,6 +7,7 @@ Docs: https://loopkit.github.io/loopkit/08_serving/log.html.md"""
 # %% ../../nbs/08_serving/04_log.ipynb #540d24f0
 from __future__ import annotations
 import duckdb
+import json
 import logging
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from ..ingest.privacy import FINGERPRINT_METADATA
 from ..schema import CONTEXT_COLUMNS, EVENT_SCHEMA, ITEM_ATTRIBUTES, LOG_SCHEMA
 
 # %% auto #0
@@ -41,13 +43,15 @@ class ServeLog:
                  path:str|Path, # the log folder
                  flush_rows:int=5000, # write when this many rows are buffered
                  flush_interval:float=5.0, # ... or this many seconds passed
+                 key_fingerprint:str|None=None, # `key_fingerprint` of the key the user tokens are made with, stored in every file
                 ):
         self.path, self.flush_rows, self.flush_interval = Path(path), flush_rows, flush_interval
+        self.key_fingerprint = key_fingerprint
 
     def _setup(self):
         if hasattr(self, "buffer_"): return
         self.buffer_, self.lock_, self.write_lock_ = [], threading.Lock(), threading.Lock()
-        self.wake_, self.stop_, self.written_ = threading.Event(), threading.Event(), 0
+        self.wake_, self.stop_, self.written_, self.rejected_, self.error_ = threading.Event(), threading.Event(), 0, 0, None
         self.thread_ = threading.Thread(target=self._run, name="loopkit-serve-log", daemon=True)
         self.thread_.start()
 
@@ -65,27 +69,65 @@ class ServeLog:
             full = len(self.buffer_) >= self.flush_rows
         if full: self.wake_.set()
 
+    def _table(self, rows:list[dict]) -> pa.Table:
+        "The rows as one LOG_SCHEMA table; a row that cannot be one is set aside (`_set_aside`) without the others."
+        for r in rows:
+            for c in _LOG_STRINGS:
+                if r.get(c) is not None and not isinstance(r[c], str): r[c] = str(r[c])
+        try: return pa.Table.from_pylist(rows, LOG_SCHEMA)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError): pass
+        good, bad = [], []
+        for r in rows:
+            try: pa.Table.from_pylist([r], LOG_SCHEMA); good.append(r)
+            except (pa.ArrowException, OverflowError, TypeError, ValueError) as e: bad.append((r, f"{type(e).__name__}: {e}"))
+        self._set_aside(bad)
+        return pa.Table.from_pylist(good, LOG_SCHEMA)
+
+    def _set_aside(self, bad:list[tuple]):
+        "Write rows the log cannot hold, each with its reason, to _rejected/ (JSON lines; the dataset readers skip the folder)."
+        if not bad: return
+        folder = self.path / "_rejected"; folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"rejected-{time.time_ns()}-{uuid.uuid4().hex[:8]}.jsonl", "w") as f:
+            for row, why in bad: f.write(json.dumps({"reason": why, "row": {k: repr(v) for k, v in row.items()}}) + "\n")
+        self.rejected_ += len(bad)
+        logging.getLogger("loopkit.serve").error("serve log: %d row(s) set aside in %s: %s", len(bad), folder, bad[0][1])
+
     def flush(self) -> int:
-        "Write everything buffered now; return the number of rows written."
+        "Write everything buffered now; return the number of rows written. Rows of a failed write go back to the buffer."
         self._setup()
         with self.write_lock_:
             with self.lock_: rows, self.buffer_ = self.buffer_, []
             if not rows: return 0
-            for r in rows:
-                for c in _LOG_STRINGS:
-                    if r.get(c) is not None and not isinstance(r[c], str): r[c] = str(r[c])
-            table = pa.Table.from_pylist(rows, LOG_SCHEMA)
-            ts = table["ts"].to_numpy()
+            table = self._table(rows)
+            ts = table["ts"].to_numpy(zero_copy_only=False)
             part = (ts // 3600).astype(np.int64)
+            schema_meta = {FINGERPRINT_METADATA: self.key_fingerprint.encode()} if self.key_fingerprint else None
+            written, kept = 0, []
             for p in np.unique(part):
-                day = np.datetime64(int(p) * 3600, "s").astype("datetime64[D]")
-                folder = self.path / f"date={day}" / f"hour={int(p) % 24:02d}"
-                folder.mkdir(parents=True, exist_ok=True)
-                name = f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
-                pq.write_table(table.filter(pa.array(part == p)), folder / f".{name}")
-                os.replace(folder / f".{name}", folder / name)
-            self.written_ += len(rows)
-            return len(rows)
+                chunk = table.filter(pa.array(part == p))
+                try:
+                    day = np.datetime64(int(p) * 3600, "s").astype("datetime64[D]")
+                    folder = self.path / f"date={day}" / f"hour={int(p) % 24:02d}"
+                    folder.mkdir(parents=True, exist_ok=True)
+                    name = f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
+                    pq.write_table(chunk.replace_schema_metadata(schema_meta), folder / f".{name}", write_page_checksum=True)
+                    os.replace(folder / f".{name}", folder / name)
+                    written += chunk.num_rows
+                except Exception as e: kept.append(chunk); self.error_ = f"{type(e).__name__}: {e}"
+            if kept:  # not written (a full or failing disk): back to the front of the buffer for the next flush
+                with self.lock_: self.buffer_ = pa.concat_tables(kept).to_pylist() + self.buffer_
+                self.written_ += written
+                raise OSError(f"serve log: {sum(k.num_rows for k in kept)} row(s) could not be written to {self.path} "
+                              f"({self.error_}); they stay buffered")
+            self.error_ = None
+            self.written_ += written
+            return written
+
+    def health(self) -> dict:
+        "The log's state: rows written, rows set aside, rows waiting, and the last write error (None when the last flush worked)."
+        self._setup()
+        with self.lock_: waiting = len(self.buffer_)
+        return dict(written=self.written_, rejected=self.rejected_, buffered=waiting, error=self.error_)
 
     def close(self):
         "Stop the writer thread after writing what is buffered."
@@ -102,8 +144,11 @@ def read_log(path:str|Path, # the log folder of a Service
     if not path.exists(): raise FileNotFoundError(f"no serve log at {path}; a Service writes one when given log_dir")
     parts = ds.partitioning(pa.schema([("date", pa.string()), ("hour", pa.string())]), flavor="hive")
     table = ds.dataset(path, format="parquet", partitioning=parts, schema=pa.unify_schemas([LOG_SCHEMA, parts.schema]),
-                       exclude_invalid_files=False).to_table(filter=None if event is None else ds.field("event") == event)
-    return table.sort_by([("ts", "ascending"), ("request_id", "ascending"), ("position", "ascending")])
+                       exclude_invalid_files=False)
+    keys = {(f.physical_schema.metadata or {}).get(FINGERPRINT_METADATA) for f in table.get_fragments()}
+    table = table.to_table(filter=None if event is None else ds.field("event") == event)
+    table = table.sort_by([("ts", "ascending"), ("request_id", "ascending"), ("position", "ascending")])
+    return table.replace_schema_metadata({FINGERPRINT_METADATA: keys.pop()}) if len(keys) == 1 and None not in keys else table
 
 # %% ../../nbs/08_serving/04_log.ipynb #da649b85
 def log_events(path:str|Path, # the log folder of a Service
@@ -120,7 +165,7 @@ def log_events(path:str|Path, # the log folder of a Service
                """ + "".join(f"imp.{c}, " for c in _LOG_STRINGS) + """imp.publish_ts, imp.arm, imp.model_version, imp.score, imp.request_id
         FROM imp LEFT JOIN fb USING (request_id, item_id) ORDER BY event_id""").to_arrow_table()
     con.close()
-    return out
+    return out.replace_schema_metadata(log.schema.metadata)  # the key fingerprint of the user tokens, when the log has one
 
 # %% ../../nbs/08_serving/04_log.ipynb #6c605ff3
 def log_to_events(log:pa.Table, # `loopkit.serving.log.log_events` output: impressions with click and dwell
@@ -142,4 +187,5 @@ def log_to_events(log:pa.Table, # `loopkit.serving.log.log_events` output: impre
         **{c: df[c].fillna("unknown").astype(str) for c in roles},
         "creator": [creators.get(int(i), "unknown") for i in df.item_id], "publish_ts": df.publish_ts.fillna(0).astype(np.int64)})
     schema = pa.schema([pa.field("user_id", pa.string()) if f.name == "user_id" else f for f in EVENT_SCHEMA])
-    return pa.Table.from_pandas(out, schema=schema, preserve_index=False)
+    keyed = {FINGERPRINT_METADATA: log.schema.metadata[FINGERPRINT_METADATA]} if FINGERPRINT_METADATA in (log.schema.metadata or {}) else None
+    return pa.Table.from_pandas(out, schema=schema, preserve_index=False).replace_schema_metadata(keyed)  # tokens stay marked as tokens

@@ -19,7 +19,7 @@ from fastcore.basics import patch
 from pathlib import Path
 from ..features.definitions import default_features
 from ..features.online import OnlineFeatures
-from ..ingest.privacy import hmac_key, tokenize
+from ..ingest.privacy import hmac_key, key_fingerprint, tokenize
 from .log import ServeLog, _context_fields, _item_fields
 from .metrics import ServingMetrics
 from .rollout import ArmStats, Exploration, Rollout, ROLLOUT_MODES, RolloutChecks, traffic_bucket
@@ -55,10 +55,11 @@ class Service(RolloutControl):
                  on_rollback=None, # callable(version, why) when a check fails; `models.retire` when None
                  clock=time.time, # the time when a call passes no ts
                  hybrid:HybridRouting|None=None, # route cold or uncertain requests to the `teacher` alias; None: the champion answers all
+                 max_skew:float|None=300.0, # seconds a call's ts may run ahead of clock(); None trusts every ts (a replay with its own clock)
                 ):
         self.models, self.features, self.key, self.log_dir, self.k = models, features, key, log_dir, k
         self.exploration, self.rollout, self.max_candidates, self.feedback_window = exploration, rollout, max_candidates, feedback_window
-        self.on_promote, self.on_rollback, self.clock, self.hybrid = on_promote, on_rollback, clock, hybrid
+        self.on_promote, self.on_rollback, self.clock, self.hybrid, self.max_skew = on_promote, on_rollback, clock, hybrid, max_skew
 
     def start(self) -> Service:
         "Load the models and set up state now (otherwise the first call does); return self."
@@ -72,7 +73,7 @@ class Service(RolloutControl):
         self.default_rollout_ = (self.rollout or Rollout()).check()
         self.rollout_ = replace(self.default_rollout_)
         self.metrics_ = ServingMetrics()
-        self.log_ = ServeLog(self.log_dir) if self.log_dir is not None else None
+        self.log_ = ServeLog(self.log_dir, key_fingerprint=key_fingerprint(self.key_)) if self.log_dir is not None else None
         self.rng_ = np.random.default_rng(self.exploration.seed if self.exploration else 0)
         self.pending_, self.tokens_, self.cache_ = OrderedDict(), OrderedDict(), OrderedDict()
         self.posteriors_, self.history_, self.retired_ = {}, [], set()
@@ -154,6 +155,13 @@ def _check_request(self:Service, user, candidates, context, k) -> int:
         item = c.get("item_id") if isinstance(c, dict) else None
         if isinstance(item, bool) or not isinstance(item, (int, np.integer, str)) or (isinstance(item, str) and not 0 < len(item.strip()) <= 256):
             raise RequestError(f"candidates[{i}].item_id must be an integer or a non-empty string id (at most 256 characters), got {item!r}")
+        if not isinstance(item, str) and not 0 <= item < 2**63:
+            raise RequestError(f"candidates[{i}].item_id {item} is outside 0 .. 2**63-1 (the log's int64); give a larger id as a string")
+        published = c.get("publish_ts")
+        if published is not None and (isinstance(published, bool) or not isinstance(published, (int, np.integer)) or not 0 <= published < 2**53):
+            raise RequestError(f"candidates[{i}].publish_ts must be unix seconds (an integer from 0 to 2**53), got {published!r}")
+        bad = [k for k, v in c.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad: raise RequestError(f"candidates[{i}].{bad[0]} must be a finite number, got {c[bad[0]]!r}")
         if item in seen: raise RequestError(f"candidates[{i}].item_id {item} appears twice in the request")
         seen.add(item)
     if context is not None and not isinstance(context, dict): raise RequestError(f"context must be an object (age_band, region, ...), got {type(context).__name__}")
@@ -163,10 +171,13 @@ def _check_request(self:Service, user, candidates, context, k) -> int:
 
 @patch
 def _now(self:Service, ts) -> float:
-    "The event time of a call: `ts` (clock() when None), never earlier than a time already seen."
+    "The event time of a call: `ts` (clock() when None), never earlier than a time already seen, never ahead of clock() by more than max_skew."
     ts = self.clock() if ts is None else ts
-    if isinstance(ts, bool) or not isinstance(ts, (int, float, np.integer, np.floating)) or not math.isfinite(ts):
-        raise RequestError(f"ts must be a finite number of seconds, got {ts!r}")
+    if isinstance(ts, bool) or not isinstance(ts, (int, float, np.integer, np.floating)) or not math.isfinite(ts) or not 0 <= ts < 2**53:
+        raise RequestError(f"ts must be a finite number of unix seconds, got {ts!r}")
+    if self.max_skew is not None and ts > (wall := self.clock()) + self.max_skew:
+        raise RequestError(f"ts {ts!r} is {ts - wall:.0f} s ahead of the service's clock ({wall:.0f}); at most {self.max_skew:g} s "
+                           "is accepted: send the event's real time, or leave ts out")
     if ts > self.clock_: self.clock_ = ts
     return self.clock_
 
@@ -410,7 +421,24 @@ def metrics_text(self:Service) -> str:
                                for why in ("cold", "uncertain", "confident", "over_budget", "teacher_error")) for r in ("teacher", "student")}
             if sum(by_route.values()): m.set("loopkit_hybrid_teacher_share", by_route["teacher"] / sum(by_route.values()))
             if self.teacher_ms_: m.set("loopkit_hybrid_teacher_latency_p99_ms", float(np.percentile(self.teacher_ms_, 99)))
+        if self.log_ is not None:
+            h = self.log_.health()
+            m.set("loopkit_log_rows_rejected", h["rejected"]); m.set("loopkit_log_rows_buffered", h["buffered"])
+            m.set("loopkit_log_write_failing", float(h["error"] is not None))
         return m.text()
+
+@patch
+def health(self:Service) -> dict:
+    "ok, or degraded with the problems (a serving log that fails to write, rows it set aside); the versions served."
+    self.start()
+    problems = []
+    if self.log_ is not None:
+        h = self.log_.health()
+        if h["error"]: problems.append(f"the serving log cannot write ({h['error']}): {h['buffered']} row(s) wait in memory")
+        if h["rejected"]: problems.append(f"the serving log set aside {h['rejected']} row(s) it cannot hold (see {self.log_.path / '_rejected'})")
+    s = self.scorers_
+    return {"status": "degraded" if problems else "ok", "champion": s["champion"].version,
+            "challenger": s["challenger"].version if "challenger" in s else None, **({"problems": problems} if problems else {})}
 
 # %% ../../nbs/08_serving/06_service.ipynb #4b189333
 @patch
