@@ -19,8 +19,9 @@ from mlflow.models import infer_signature
 from .models.ctr import load_model
 
 # %% auto #0
-__all__ = ['LoopkitPyfunc', 'input_example', 'alias_version', 'champion', 'register', 'download_version', 'load_version',
-           'collect_lineage', 'lineage', 'promote', 'rollback', 'retire_challenger', 'alias_history', 'versions']
+__all__ = ['LoopkitPyfunc', 'input_example', 'alias_version', 'champion', 'champion_history', 'register', 'download_version',
+           'load_version', 'collect_lineage', 'lineage', 'promote', 'rollback', 'retire_challenger', 'alias_history',
+           'versions']
 
 # %% ../nbs/07_registry.ipynb #53a363c0
 class LoopkitPyfunc(mlflow.pyfunc.PythonModel):
@@ -125,20 +126,38 @@ def _alias_log(client, name) -> list:
     tags = client.get_registered_model(name).tags
     return json.loads(tags.get("loopkit.alias_log", "[]"))
 
-def _move_alias(client, name, alias, version, why="", who=None) -> dict:
-    "Point `alias` at `version` (one registry update) and append who/why/when to the alias history."
+def _move_alias(client, name, alias, version, why="", who=None, kind="move") -> dict:
+    "Point `alias` at `version` (one registry update) and append who/why/when (and the kind of move) to the alias history."
     try: before = int(client.get_model_version_by_alias(name, alias).version)
     except MlflowException: before = None
     if version is None: client.delete_registered_model_alias(name, alias)
     else: client.set_registered_model_alias(name, alias, str(version))
     event = {"alias": alias, "from": before, "to": None if version is None else int(version), "who": who or _who(),
-             "why": why, "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+             "why": why, "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "kind": kind}
     log = (_alias_log(client, name) + [event])[-200:]  # the newest 200 moves
     client.set_registered_model_tag(name, "loopkit.alias_log", json.dumps(log))
     if version is not None:
         client.set_model_version_tag(name, str(version), f"loopkit.{alias}_since", event["when"])
     return event
 
+
+# %% ../nbs/07_registry.ipynb #6fae91d9
+def champion_history(name:str="loopkit-ctr", # registered model name
+                     tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
+                    ) -> list[int]:
+    "The versions a rollback walks back through, oldest first: each promotion adds one, each rollback returns to an earlier one."
+    with _quiet_mlflow():
+        client, _ = _client(tracking_uri)
+        try: log = _alias_log(client, name)
+        except MlflowException: raise ValueError(f"no registered model {name!r}") from None
+    stack = []
+    for e in (e for e in log if e["alias"] == "champion"):
+        if not stack and e["from"] is not None: stack.append(e["from"])  # the history was cut: it starts where the first move left
+        if e["to"] is None: continue
+        kind = e.get("kind", "rollback" if str(e.get("why", "")).startswith("rollback") else "move")
+        if kind == "rollback" and e["to"] in stack: del stack[len(stack) - stack[::-1].index(e["to"]):]  # back to its last place
+        elif not stack or stack[-1] != e["to"]: stack.append(e["to"])
+    return stack
 
 # %% ../nbs/07_registry.ipynb #4d52d2f1
 def _git_commit(path) -> str|None:
@@ -216,7 +235,7 @@ def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.sa
         if previous is None: alias = "champion" if gate is None or gate["verdict"] == "blessed" else None
         elif gate is not None: alias = "challenger" if gate["verdict"] == "blessed" else None
         else: alias = "champion" if previous_value is None or (value > previous_value if higher_is_better else value < previous_value) else None
-        if alias: _move_alias(client, name, alias, mv.version, why=f"registered ({'gate ' + gate['verdict'] if gate else metric + ' ' + str(value)})")
+        if alias: _move_alias(client, name, alias, mv.version, why=f"registered ({'gate ' + gate['verdict'] if gate else metric + ' ' + str(value)})", kind="register")
     return {"name": name, "version": int(mv.version), "alias": alias, "champion": alias == "champion",
             "previous_champion": previous["version"] if previous else None, "metric": metric, "value": value,
             "previous_value": previous_value, "run_id": run_id, "model_uri": f"models:/{name}/{mv.version}",
@@ -344,7 +363,10 @@ def promote(name:str="loopkit-ctr", # registered model name
             version = ch["version"]
         try: client.get_model_version(name, str(version))
         except MlflowException: raise ValueError(f"{name!r} has no version {version}; `loopkit versions` lists them") from None
-        event = _move_alias(client, name, "champion", version, why=why or "promoted", who=who)
+        current = alias_version(name, "champion", uri)
+        if current is not None and current["version"] == int(version):
+            raise ValueError(f"{name!r}: v{version} is already the champion; nothing to promote")
+        event = _move_alias(client, name, "champion", version, why=why or "promoted", who=who, kind="promote")
         ch = alias_version(name, "challenger", uri)
         if ch is not None and ch["version"] == int(version):  # the challenger has won: it is no longer a challenger
             _move_alias(client, name, "challenger", None, why=f"promoted to champion: {why}".strip(": "), who=who)
@@ -358,16 +380,22 @@ def rollback(name:str="loopkit-ctr", # registered model name
              who:str|None=None, # who decided; $LOOPKIT_USER or the login name when None
              tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
             ) -> dict:
-    "Move `champion` back to the previous champion (or `to_version`), recording who, why and when."
+    "Move `champion` one step back through the champion history (or to `to_version`), recording who, why and when."
     with _quiet_mlflow():
         client, uri = _client(tracking_uri)
-        current = alias_version(name, "champion", uri)
+        try: current = alias_version(name, "champion", uri)
+        except MlflowException: raise ValueError(f"no registered model {name!r}; `loopkit versions` lists what is registered") from None
         if current is None: raise ValueError(f"{name!r} has no champion to roll back")
+        history = champion_history(name, uri)
+        if not history or history[-1] != current["version"]: history.append(current["version"])  # an alias set outside loopkit
         if to_version is None:
-            moves = [e for e in _alias_log(client, name) if e["alias"] == "champion" and e["to"] == current["version"] and e["from"] is not None]
-            if not moves: raise ValueError(f"{name!r}: champion v{current['version']} has no previous champion in the alias history; pass to_version")
-            to_version = moves[-1]["from"]
-        return _move_alias(client, name, "champion", to_version, why=why or f"rollback from v{current['version']}", who=who)
+            if len(history) < 2: raise ValueError(f"{name!r}: champion v{current['version']} has no earlier champion to roll back to "
+                                                  f"(history: {' -> '.join(f'v{v}' for v in history)}); pass a version")
+            to_version = history[-2]
+        try: client.get_model_version(name, str(int(to_version)))
+        except (MlflowException, ValueError): raise ValueError(f"{name!r} has no version {to_version}; `loopkit versions` lists them") from None
+        if int(to_version) == current["version"]: raise ValueError(f"{name!r}: v{to_version} is already the champion; nothing to roll back")
+        return _move_alias(client, name, "champion", int(to_version), why=why or f"rollback from v{current['version']}", who=who, kind="rollback")
 
 
 # %% ../nbs/07_registry.ipynb #6c3e226f
@@ -387,12 +415,12 @@ def retire_challenger(name:str="loopkit-ctr", # registered model name
 def alias_history(name:str="loopkit-ctr", # registered model name
                   tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
                  ) -> pd.DataFrame:
-    "Every alias move of `name`, oldest first: alias, from, to, who, why, when."
+    "Every alias move of `name`, oldest first: alias, from, to, who, why, when, and its kind (register, promote, rollback, move)."
     with _quiet_mlflow():
         client, _ = _client(tracking_uri)
         try: log = _alias_log(client, name)
         except MlflowException: raise ValueError(f"no registered model {name!r}") from None
-    df = pd.DataFrame(log, columns=["alias", "from", "to", "who", "why", "when"])
+    df = pd.DataFrame(log, columns=["alias", "from", "to", "who", "why", "when", "kind"])
     return df.astype({"from": "Int64", "to": "Int64"})  # versions; <NA> where the alias was unset
 
 

@@ -141,13 +141,21 @@ def duration_seconds(value, # seconds (a number), a timedelta, or a string such 
     if not s > 0: raise ValueError(f"{name} must be a positive duration, got {value!r}")
     return s
 
+# %% ../nbs/00_schema.ipynb #be1d0901
+def _verified(read, source, where:str):
+    "`read()`, with a parquet file whose bytes no longer match its checksums (or cannot be decoded) refused by name."
+    try: return read()
+    except OSError as e:
+        raise ValueError(f"{where}: {source} is damaged ({e}); restore it from its source or re-run the stage that wrote it") from None
+
 # %% ../nbs/00_schema.ipynb #8be92cf4
 def read_table(source, # a parquet file, a folder of parquet files, a glob, a pyarrow Table or a pandas DataFrame
                columns:list[str]|None=None, # the columns to read (all when None); missing ones are an error
                where:str="input", # who asks, for the error message
               ) -> pa.Table:
-    "Any supported input as a pyarrow Table (optionally only `columns`)."
+    "Any supported input as a pyarrow Table (optionally only `columns`); parquet pages are checked against their checksums."
     import pyarrow.dataset as ds
+    _CHECKED = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True))
     if isinstance(source, pa.Table): table = source
     elif type(source).__name__ == "DataFrame" and hasattr(source, "to_numpy"): table = pa.Table.from_pandas(source, preserve_index=False)
     elif isinstance(source, (str, Path)):
@@ -155,8 +163,8 @@ def read_table(source, # a parquet file, a folder of parquet files, a glob, a py
         if any(ch in str(source) for ch in "*?["):
             files = sorted(globlib.glob(str(path)))
             if not files: raise FileNotFoundError(f"{where}: no parquet files match {source}")
-            table = ds.dataset(files, format="parquet").to_table()
-        elif path.exists(): table = ds.dataset(path, format="parquet", partitioning="hive").to_table()
+            table = _verified(lambda: ds.dataset(files, format=_CHECKED).to_table(), source, where)
+        elif path.exists(): table = _verified(lambda: ds.dataset(path, format=_CHECKED, partitioning="hive").to_table(), source, where)
         else: raise FileNotFoundError(f"{where}: {source} does not exist; pass a parquet file, a folder of them, a glob, a Table or a DataFrame")
     else: raise TypeError(f"{where}: expected a parquet path, a pyarrow Table or a pandas DataFrame, not {type(source).__name__}")
     if columns is None: return table

@@ -113,5 +113,5 @@ def write_pseudonymous_events(events:pa.Table, # raw events from a source, in th
     check_events(events, f"events for {path}")
     out = pseudonymize_events(events, key).sort_by([("ts", "ascending"), ("event_id", "ascending")])
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(out, path, compression="zstd")
+    pq.write_table(out, path, compression="zstd", write_page_checksum=True)
     return path

@@ -25,7 +25,7 @@ def write_events(
     "Write events to parquet sorted by `ts` (then `event_id`); return the path."
     check_events(table, f"events for {path}")
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table.sort_by([("ts", "ascending"), ("event_id", "ascending")]), path, compression="zstd")
+    pq.write_table(table.sort_by([("ts", "ascending"), ("event_id", "ascending")]), path, compression="zstd", write_page_checksum=True)
     return path
 
 # %% ../../nbs/01_ingest/01_sources.ipynb #0df6da54

@@ -49,6 +49,9 @@ def read_source(source:str="synth", # "synth", "movielens", or a parquet, CSV or
         if report["positives"] == 1.0 and not negatives:
             raise ValueError(f"ingest: every event of {source} is a positive ({report['label']}); a click model needs negatives: "
                              "declare a label that is 0 for some rows, or set negatives: 4 to sample unexposed items per positive")
+    if events.num_rows and pc.count(events["click"]).as_py() == 0:
+        raise ValueError(f"ingest: {source} has no label: every value of {report.get('label', 'click')} is missing; declare `label:` "
+                         "(a 0/1 column or a SQL expression over the source's columns)")
     if negatives: events = sample_negatives(events, int(negatives), seed=int(synth.get("seed", 0) or 0)); report["negatives_per_positive"] = int(negatives)
     newest = pc.max(events["ts"]).as_py()
     report["newest_event"] = newest

@@ -302,7 +302,7 @@ def run_loop(config:LoopConfig|None=None, # sizes and knobs; LoopConfig() when N
         served_log = log_to_events(log_events(loop_dir / "log"), creators)
         past = pq.read_table(Path(boot.run_dir) / "validate" / "events.parquet").select(served_log.column_names).cast(served_log.schema)
         served_log = served_log.set_column(0, "event_id", pa.compute.add(served_log["event_id"], int(pa.compute.max(past["event_id"]).as_py()) + 1))
-        pq.write_table(pa.concat_tables([past, served_log]), loop_dir / f"events-{now}.parquet")  # the whole record: features see it all
+        pq.write_table(pa.concat_tables([past, served_log]), loop_dir / f"events-{now}.parquet", write_page_checksum=True)  # the whole record: features see it all
         since = now - int(cfg.retrain_days * 86400)  # ... and only the newest window trains and evaluates
         step("collect", now, time.perf_counter() - t0, rows=int(pa.compute.sum(pa.compute.greater_equal(served_log["ts"], since)).as_py()))
         rec = _run_pipeline("retrain", loop_dir / f"events-{now}.parquet", cfg, loop_dir, uri, project_dir, progress, {"features": {"since": since}})

@@ -83,7 +83,7 @@ def pipeline_retrain(log_dir:str|Path, # the service's log folder
     def retrain(now) -> dict:
         work = Path(work_dir); work.mkdir(parents=True, exist_ok=True)
         events = work / f"events-{int(now)}.parquet"
-        pq.write_table(log_to_events(log_events(log_dir)), events)
+        pq.write_table(log_to_events(log_events(log_dir)), events, write_page_checksum=True)
         params = {"ingest": {"source": str(events.resolve())}, "evaluate": {"champion": model_name}, "gate": {"name": model_name},
                   "register": {"name": model_name}}
         for stage, values in (overrides or {}).items(): params.setdefault(stage, {}).update(values)

@@ -17,7 +17,7 @@ from ..ingest.synth import to_unix
 from .screen import EVENT_TYPES, events_view, _in_family, _jsonable, _TYPE_FAMILIES
 
 # %% auto #0
-__all__ = ['Check', 'default_checks', 'parse_checks', 'fit_checks', 'Report', 'GateFailed', 'validate']
+__all__ = ['Check', 'default_checks', 'parse_checks', 'fit_checks', 'Report', 'GateFailed', 'sql_expression', 'validate']
 
 # %% ../../nbs/02_quality/02_checks.ipynb #e6548afc
 class Check:
@@ -30,18 +30,22 @@ class Check:
                  max:float|None=None, # 'metric': highest allowed value; 'rows': most violating rows allowed (None = 0)
                  severity:str="error", # 'error' fails the gate, 'warn' is only reported
                  column:str|None=None, # 'rows': column whose offending values the report shows
+                 before_repair:bool=False, # judge the events as they arrived, before imputation (coverage of a feature)
                 ):
         self.name, self.rule, self.kind, self.min, self.max = name, rule, kind, min, max
-        self.severity, self.column = severity, column
+        self.severity, self.column, self.before_repair = severity, column, before_repair
 
-    __repr__ = basic_repr("name,rule,kind,min,max,severity,column")
+    __repr__ = basic_repr("name,rule,kind,min,max,severity,column,before_repair")
 
 # %% ../../nbs/02_quality/02_checks.ipynb #8de0af7d
 def default_checks(min_rows:int=1, # fewest rows the table must have
                    ts_min:int=631_152_000, # earliest plausible event time, unix seconds (1990-01-01)
                    ts_max:int=4_102_444_800, # first implausible event time, unix seconds (2100-01-01)
+                   now:float|None=None, # the present, unix seconds; the wall clock when None
+                   future_tolerance:float=3600, # seconds an event may lie ahead of `now` (clock skew between machines)
                   ) -> list[Check]:
     "The checks an events table must pass before features are built."
+    now = time.time() if now is None else now
     side = {c: t.rstrip("?") for c, t in EVENT_TYPES.items() if t.endswith("?")}
     return [
         Check("schema", EVENT_TYPES, kind="schema"),
@@ -53,6 +57,7 @@ def default_checks(min_rows:int=1, # fewest rows the table must have
         Check("dwell_non_negative", "dwell >= 0", column="dwell"),
         Check("position_non_negative", "position >= 0", column="position"),
         Check("ts_in_range", f"ts >= {ts_min} AND ts < {ts_max}", column="ts"),
+        Check("ts_not_in_future", f"ts <= {int(now + future_tolerance)}", column="ts"),
     ]
 
 # %% ../../nbs/02_quality/02_checks.ipynb #b2193d4a
@@ -88,9 +93,10 @@ def _declared(spec:dict, reference:int) -> list[Check]:
     named = lambda default: spec.get("name", default)
     if kind == "size":
         return [Check(named("size"), "count(*)", kind="metric", min=spec.get("min"), max=spec.get("max"), **common)]
-    if kind in ("completeness", "coverage"):
+    if kind in ("completeness", "coverage"):  # coverage is of the data as it came: imputed values cover nothing
         return [Check(spec["name"] if "name" in spec and len(cols) == 1 else f"{kind}_{c}",
-                      f"count({_ident(c)}) / nullif(count(*), 0)::DOUBLE", kind="metric", min=spec.get("min", 1.0), **common)
+                      f"count({_ident(c)}) / nullif(count(*), 0)::DOUBLE", kind="metric", min=spec.get("min", 1.0),
+                      before_repair=kind == "coverage", **common)
                 for c in cols]
     if kind == "uniqueness":
         key = _ident(cols[0]) if len(cols) == 1 else "(" + ", ".join(map(_ident, cols)) + ")"
@@ -284,6 +290,30 @@ class GateFailed(Exception):
         super().__init__(message)
         self.report = report
 
+# %% ../../nbs/02_quality/02_checks.ipynb #7979b5b5
+def sql_expression(rule:str, # a check's rule: a predicate (rows) or an aggregate (metric) over the events' columns
+                   where:str="check", # who asks, for the message
+                  ) -> str:
+    "The rule when DuckDB parses it as one expression over `events` (no subquery, table function, comment or second statement); else ValueError."
+    refuse = lambda why: ValueError(f"{where}: rule {rule!r} is not one SQL expression over the events ({why}); "
+                                    "write a predicate such as `dwell >= 0` or an aggregate such as `avg(click)`")
+    if not rule.strip(): raise refuse("it is empty")
+    if any(s in rule for s in (";", "--", "/*")): raise refuse("no ';' or comments")
+    sql = f"SELECT ({rule}) FROM events"
+    try: statements = duckdb.extract_statements(sql)
+    except duckdb.Error as e: raise refuse(_error_text(e)) from None
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT: raise refuse("it makes more than one statement")
+    tree = json.loads(duckdb.execute("SELECT json_serialize_sql($1)", [sql]).fetchone()[0])
+    if tree.get("error"): raise refuse(tree.get("error_message", "unparsable"))
+    node = tree["statements"][0]["node"]
+    text = json.dumps(node)
+    if (node.get("type") != "SELECT_NODE" or len(node.get("select_list", [])) != 1 or node.get("where_clause") or node.get("group_expressions")
+            or node.get("having") or node.get("qualify") or node.get("modifiers") or node.get("cte_map", {}).get("map")
+            or node.get("from_table", {}).get("type") != "BASE_TABLE" or node["from_table"].get("table_name") != "events"):
+        raise refuse("it changes the query around it")
+    if '"SUBQUERY"' in text or "TABLE_FUNCTION" in text: raise refuse("no subqueries or table functions")
+    return rule
+
 # %% ../../nbs/02_quality/02_checks.ipynb #18c2a673
 def _check_checks(checks:list[Check]):
     "Refuse malformed checks before touching the data."
@@ -299,6 +329,7 @@ def _check_checks(checks:list[Check]):
             bad = {f for t in c.rule.values() for f in t.rstrip("?").split("|") if f not in _TYPE_FAMILIES}
             if bad: raise ValueError(f"{where}: type families {sorted(bad)} unknown; use {sorted(_TYPE_FAMILIES)}")
         elif not isinstance(c.rule, str): raise ValueError(f"{where}: a {c.kind} rule is a SQL string")
+        else: sql_expression(c.rule, where)
 
 # %% ../../nbs/02_quality/02_checks.ipynb #f4224609
 def _result(check:Check, observed=None, passed:bool=False, details:list|None=None, error:str|None=None) -> dict:
@@ -336,29 +367,32 @@ def _error_text(e:Exception) -> str:
 # %% ../../nbs/02_quality/02_checks.ipynb #9ca770b1
 def validate(events, # parquet path (file, folder or glob), pyarrow Table or pandas DataFrame, in the event schema
              checks:list[Check]|None=None, # checks to run; `default_checks()` when None
+             before_repair=None, # the events as they arrived (before `repair`): what `before_repair` checks judge; `events` when None
             ) -> Report:
     "Run `checks` against `events` in one DuckDB scan and return a `Report`; failed checks do not raise."
     checks = default_checks() if checks is None else list(checks)
     _check_checks(checks)
-    con = duckdb.connect()
+    con = duckdb.connect(config={"enable_external_access": False})  # rules compute over the events; they cannot read or write files
     source = events_view(con, events)
+    if before_repair is not None: events_view(con, before_repair, "arrived")
     try: types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE events)").fetchall())
     except duckdb.Error as e: raise ValueError(f"cannot read events from {source}: {_error_text(e)}") from e
     results = {c.name: _schema_result(c, types) for c in checks if c.kind == "schema"}
-    scans = [c for c in checks if c.kind != "schema"]
-    values, errors = [None] * len(scans), [None] * len(scans)
-    if scans:
-        try: values = list(con.execute("SELECT " + ", ".join(_aggregate_sql(c) for c in scans) + " FROM events").fetchone())
-        except duckdb.Error:  # some rule is broken: answer each check alone so the others still report
-            for i, c in enumerate(scans):
-                try: values[i] = con.execute(f"SELECT {_aggregate_sql(c)} FROM events").fetchone()[0]
-                except duckdb.Error as e: errors[i] = _error_text(e)
-    for c, value, error in zip(scans, values, errors):
-        passed = error is None and _passes(c, value)
-        details = []
-        if not passed and error is None and c.kind == "rows" and c.column:
-            details = [r[0] for r in con.execute(f'SELECT DISTINCT "{c.column}" FROM events '
-                                                 f"WHERE NOT coalesce(({c.rule}), TRUE) LIMIT 5").fetchall()]
-        results[c.name] = _result(c, value, passed, details, error)
+    for table in ("events", "arrived"):  # one scan of the repaired events, one of them as they arrived
+        scans = [c for c in checks if c.kind != "schema" and (table == "arrived") == (c.before_repair and before_repair is not None)]
+        values, errors = [None] * len(scans), [None] * len(scans)
+        if scans:
+            try: values = list(con.execute("SELECT " + ", ".join(_aggregate_sql(c) for c in scans) + f" FROM {table}").fetchone())
+            except duckdb.Error:  # some rule is broken: answer each check alone so the others still report
+                for i, c in enumerate(scans):
+                    try: values[i] = con.execute(f"SELECT {_aggregate_sql(c)} FROM {table}").fetchone()[0]
+                    except duckdb.Error as e: errors[i] = _error_text(e)
+        for c, value, error in zip(scans, values, errors):
+            passed = error is None and _passes(c, value)
+            details = []
+            if not passed and error is None and c.kind == "rows" and c.column:
+                details = [r[0] for r in con.execute(f'SELECT DISTINCT "{c.column}" FROM {table} '
+                                                     f"WHERE NOT coalesce(({c.rule}), TRUE) LIMIT 5").fetchall()]
+            results[c.name] = _result(c, value, passed, details, error)
     con.close()
     return Report([results[c.name] for c in checks], source)

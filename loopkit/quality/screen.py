@@ -60,14 +60,14 @@ def events_view(con:duckdb.DuckDBPyConnection, # the DuckDB connection to regist
                 events, # parquet path, folder or glob; pyarrow Table; pandas DataFrame
                 name:str="events", # the view's name
                ) -> str:
-    "Expose events as a DuckDB view `name` without copying them; return where they came from."
+    "Expose events as a DuckDB view `name` (parquet read by pyarrow, each page checked against its checksum); return where they came from."
     if isinstance(events, (str, Path)):
         path = str(events)
         if Path(path).is_dir(): path = str(Path(path) / "**" / "*.parquet")
         elif not any(ch in path for ch in "*?[") and not Path(path).exists():
             raise FileNotFoundError(f"events file '{path}' not found; pass the events.parquet written by the ingest stage "
                                     "(or a pyarrow Table / pandas DataFrame)")
-        con.execute(f"CREATE VIEW \"{name}\" AS SELECT * FROM read_parquet('{path.replace(chr(39), chr(39) * 2)}')")
+        con.register(name, read_table(events, where="events"))  # read by pyarrow: every page checked against its checksum
         return path
     if isinstance(events, (pa.Table, pd.DataFrame)):
         con.register(name, events)

@@ -180,15 +180,15 @@ def _newest_checkpoint(ckpt_dir:Path) -> Path|None:
     found = []
     for path in [ckpt_dir / "last.ckpt", *ckpt_dir.glob("step=*.ckpt")]:
         if not path.exists(): continue
-        try: step = torch.load(path, map_location="cpu", weights_only=False, mmap=True)["global_step"]
-        except Exception: continue  # an unreadable file (a crash while it was written) is no place to resume from
+        try: step = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
+        except Exception: continue  # an unreadable file (a crash while it was written, or one holding code) is no place to resume from
         found.append((step, path.name == "last.ckpt", path))  # on a tie, the epoch-end checkpoint has validated
     return max(found)[2] if found else None
 
 # %% ../../nbs/05_training/01_fit.ipynb #e79efad0
 def _check_resumable(last:Path, fingerprint:dict):
     "Refuse to resume from a checkpoint trained on another table, model or settings."
-    state = torch.load(last, map_location="cpu", weights_only=False).get("callbacks", {}).get("_TrainingRecord", {})
+    state = torch.load(last, map_location="cpu", weights_only=True).get("callbacks", {}).get("_TrainingRecord", {})
     old = state.get("fingerprint")
     if old is None: return
     differ = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
@@ -321,7 +321,7 @@ def fit(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pat
         # several optimizer steps per Lightning step (manual optimization), groups cut at multiples of the step-checkpoint interval
         k = math.gcd(_STEPS_PER_CALL, checkpoint_every_n_steps) if checkpoint_every_n_steps else _STEPS_PER_CALL
         net.objective_, net.automatic_optimization = objective, False
-        try: trainer.fit(net, _StepGroups(train_batches, k), valid_batches, ckpt_path=ckpt_path)
+        try: trainer.fit(net, _StepGroups(train_batches, k), valid_batches, ckpt_path=ckpt_path, weights_only=True)
         finally: net.objective_, net.automatic_optimization = None, True
 
     history = pd.DataFrame(record.rows, columns=["epoch", "train_loss", "valid_auc", "valid_logloss"])
@@ -329,7 +329,7 @@ def fit(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pat
     best_epoch = int(history.loc[history.valid_auc.idxmax(), "epoch"])
     if record.best_state_epoch == best_epoch: net.load_state_dict(record.best_state)  # best epoch ran in this call
     elif best_ckpt is not None and best_ckpt.best_model_path:  # best epoch ran before a resume: its checkpoint
-        net.load_state_dict(torch.load(best_ckpt.best_model_path, map_location="cpu", weights_only=False)["state_dict"])
+        net.load_state_dict(torch.load(best_ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"])
     net.eval()
     if calibrate: net.calibration_ = platt_calibration(net, valid_batches)
     return FitResult(net, history, best_epoch, Path(out_dir) if out_dir is not None else None)
