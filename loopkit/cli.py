@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse, json, os, re, shutil, sys
 from pathlib import Path
 import yaml
-from .pipeline import PipelineError, ParameterError, find_project, project_tracking_uri, run_headline, run_pipeline, run_status, templates_dir
+from .pipeline import PipelineError, ParameterError, ProjectBusy, find_project, project_tracking_uri, run_headline, run_pipeline, run_status, templates_dir
 
 # %% auto #0
 __all__ = ['VERSION_COLUMNS', 'parse_overrides', 'cmd_run', 'cmd_status', 'cmd_init', 'cmd_docs', 'cmd_data', 'cmd_versions',
@@ -66,7 +66,7 @@ def cmd_run(args):
     if project is not None and not args.quiet: print(f"project {project}: {pipeline or 'the built-in pipeline'}", file=sys.stderr)
     record = run_pipeline(pipeline, run_dir=args.run_dir, overrides=parse_overrides(args.param),
                           force=args.force or (), from_stage=args.from_stage, tracking_uri=args.tracking_uri,
-                          progress=not args.quiet, project_dir=project)
+                          progress=not args.quiet, project_dir=project, wait=args.wait)
     _print_record(record, args.json)
     ran = [s for s in record.stages if s.status in ('ran', 'failed')]
     if ran and not args.quiet:
@@ -244,6 +244,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--tracking-uri', help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or .loopkit/mlflow.db)")
     r.add_argument('--json', action='store_true', help="print the run as one JSON object on the last line")
     r.add_argument('-q', '--quiet', action='store_true', help="no progress lines")
+    r.add_argument('--wait', type=float, default=0, metavar='SECONDS', help="wait this long for another run of the project to finish (default: refuse at once, exit code 3)")
     r.set_defaults(func=cmd_run)
     s = sub.add_parser('status', help="show the stages of a run folder")
     s.add_argument('--run-dir', default='runs/latest')
@@ -331,6 +332,8 @@ def main(argv=None):
     try: code = args.func(args)
     except PipelineError as e:   # ParameterError included: nothing ran
         print(f"{type(e).__name__}: {e}", file=sys.stderr); code = 2
+    except ProjectBusy as e:   # another run holds the project: nothing ran, try again later
+        print(f"{type(e).__name__}: {e}", file=sys.stderr); code = 3
     except RuntimeError as e:   # a closed loop that could not go on (LoopError): a pipeline run failed
         print(f"{type(e).__name__}: {e}", file=sys.stderr); code = 1
     except (FileNotFoundError, ValueError) as e:   # a missing file, an unknown version, no challenger...

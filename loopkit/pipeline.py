@@ -6,17 +6,19 @@ Docs: https://loopkit.github.io/loopkit/pipeline.html.md"""
 
 # %% ../nbs/11_pipeline.ipynb #d4cfd2c1
 from __future__ import annotations
-import ast, hashlib, json, os, shutil, sys, time
+import ast, fcntl, glob as globlib, hashlib, json, os, re, shutil, sys, time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import yaml
 import loopkit
 
 # %% auto #0
-__all__ = ['PROJECT_FILE', 'PipelineError', 'ParameterError', 'StageFailed', 'Stage', 'Pipeline', 'templates_dir', 'find_project',
-           'project_tracking_uri', 'load_pipeline', 'template_parameters', 'check_parameters', 'fingerprint',
+__all__ = ['PROJECT_FILE', 'STAGE_NAME', 'REGISTRY_PARAMETERS', 'PipelineError', 'ParameterError', 'ProjectBusy', 'StageFailed',
+           'Stage', 'Pipeline', 'templates_dir', 'find_project', 'project_tracking_uri', 'load_pipeline',
+           'template_parameters', 'check_parameters', 'fingerprint', 'code_fingerprint', 'input_fingerprints',
            'template_source_hash', 'cache_key', 'record_metrics', 'record_warning', 'stage_run_id', 'record_tags',
-           'record_artifacts', 'StageResult', 'RunRecord', 'run_pipeline', 'run_status', 'run_headline']
+           'record_artifacts', 'StageResult', 'RunRecord', 'project_lock', 'run_pipeline', 'run_status', 'run_headline']
 
 # %% ../nbs/11_pipeline.ipynb #9cfb8111
 class PipelineError(ValueError):
@@ -25,6 +27,10 @@ class PipelineError(ValueError):
 # %% ../nbs/11_pipeline.ipynb #2be8bbea
 class ParameterError(PipelineError):
     "A stage parameter that its template does not declare, or of the wrong type (exit code 2)."
+
+# %% ../nbs/11_pipeline.ipynb #2c8c1581
+class ProjectBusy(RuntimeError):
+    "Another `loopkit run` holds the project (exit code 3): its runs, MLflow store and registry are one at a time."
 
 # %% ../nbs/11_pipeline.ipynb #e0fe3fd3
 class StageFailed(RuntimeError):
@@ -110,6 +116,8 @@ def _topological(stages, path):
     return out
 
 # %% ../nbs/11_pipeline.ipynb #f15f3eb7
+STAGE_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_-]{0,63}')
+
 def load_pipeline(path=None, # a pipeline YAML file; None for loopkit's default pipeline
                  ) -> Pipeline:
     "Read and check a pipeline file."
@@ -121,6 +129,9 @@ def load_pipeline(path=None, # a pipeline YAML file; None for loopkit's default 
         raise PipelineError(f"{path}: expected a mapping `stages:` of stage name -> {{template, parameters, outputs}}")
     stages = {}
     for name, s in spec['stages'].items():
+        if not isinstance(name, str) or not STAGE_NAME.fullmatch(name):
+            raise PipelineError(f"{path}: stage name {name!r} is not an identifier (letters, digits, '_' and '-', starting with a letter "
+                                "or '_', at most 64): a stage's name is its folder in the run")
         s = s or {}
         unknown = set(s) - {'template', 'parameters', 'needs', 'outputs', 'env'}
         if unknown: raise PipelineError(f"{path}: stage '{name}' has unknown key(s) {', '.join(sorted(unknown))}; known: template, parameters, needs, outputs, env")
@@ -131,7 +142,12 @@ def load_pipeline(path=None, # a pipeline YAML file; None for loopkit's default 
         needs = list(s.get('needs') or [])
         for up, _ in _references(params):
             if up not in needs: needs.append(up)
-        stages[name] = Stage(name, tpl, params, needs, dict(s.get('outputs') or {}), list(s.get('env') or []))
+        outputs = dict(s.get('outputs') or {})
+        for out, rel in outputs.items():
+            parts = Path(str(rel)).parts
+            if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or '..' in parts or (parts and parts[0] in ('.', '.loopkit-key')):
+                raise PipelineError(f"{path}: stage '{name}' output '{out}': {rel!r} must be a relative path inside the stage's folder")
+        stages[name] = Stage(name, tpl, params, needs, outputs, list(s.get('env') or []))
     stages = _topological(stages, path)
     for s in stages.values():
         for up, out in _references(s.parameters):
@@ -175,44 +191,84 @@ def check_parameters(stage:str, # the stage's name, for the message
                                  f"got {type(value).__name__} {value!r}")
 
 # %% ../nbs/11_pipeline.ipynb #8a575c4e
-def _sha_file(path, memo):
-    st = path.stat()
-    key = str(path)
-    if key in memo and memo[key][:2] == [st.st_size, st.st_mtime_ns]: return memo[key][2]
+def _sha_file(path:Path) -> str:
+    "SHA-256 of a file's bytes."
     h = hashlib.sha256()
     with open(path, 'rb') as f:
         for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
-    memo[key] = [st.st_size, st.st_mtime_ns, h.hexdigest()]
-    return memo[key][2]
+    return h.hexdigest()
 
 # %% ../nbs/11_pipeline.ipynb #abb0cefb
 def fingerprint(path, # a file or a folder
-                memo:dict=None, # path -> [size, mtime_ns, sha256], updated in place
                ) -> str|None:
     "SHA-256 of a file's bytes or of a folder's files and names; None when it does not exist."
-    path, memo = Path(path), ({} if memo is None else memo)
-    if path.is_file(): return _sha_file(path, memo)
+    path = Path(path)
+    if path.is_file(): return _sha_file(path)
     if not path.is_dir(): return None
     h = hashlib.sha256()
     for f in sorted(p for p in path.rglob('*') if p.is_file()):
-        h.update(f.relative_to(path).as_posix().encode()); h.update(_sha_file(f, memo).encode())
+        h.update(f.relative_to(path).as_posix().encode()); h.update(_sha_file(f).encode())
     return h.hexdigest()
+
+def code_fingerprint() -> str:
+    "SHA-256 of loopkit's own source files: a stage's key changes with the library code it runs."
+    root = Path(loopkit.__file__).parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob('*.py')):
+        h.update(f.relative_to(root).as_posix().encode()); h.update(f.read_bytes())
+    return h.hexdigest()
+
+# %% ../nbs/11_pipeline.ipynb #6660c3fe
+def _named_paths(value:str, project_dir:Path, run_dir:Path) -> list[Path]:
+    "The existing files and folders a parameter value names (relative to the project; globs expanded), outside the run and the project itself."
+    if not value.strip() or len(value) > 4096 or '\n' in value or value.startswith('${'): return []
+    base = Path(value).expanduser()
+    base = base if base.is_absolute() else project_dir / base
+    try: found = [Path(p) for p in sorted(globlib.glob(str(base), recursive=True))] if any(ch in value for ch in '*?[') else [base] if base.exists() else []
+    except (OSError, ValueError): return []
+    out = []
+    for p in found:
+        r = p.resolve()
+        if r == project_dir or r in project_dir.parents or r == run_dir or run_dir in r.parents or r in run_dir.parents: continue
+        out.append(r)
+    return out
+
+def input_fingerprints(params:dict, # a stage's parameters (resolved), with its template's defaults
+                       project_dir:str|Path, # relative values are taken from here
+                       run_dir:str|Path, # the run's folder: what is inside is an upstream output, already in the key
+                      ) -> dict:
+    "Fingerprints of the files and folders outside the run that a stage's parameter values name: its external inputs."
+    project_dir, run_dir, out = Path(project_dir).resolve(), Path(run_dir).resolve(), {}
+    def visit(name, v):
+        if isinstance(v, str):
+            for p in _named_paths(v, project_dir, run_dir): out[f"input.{name}:{p}"] = fingerprint(p)
+        elif isinstance(v, (list, tuple)):
+            for i, x in enumerate(v): visit(f"{name}[{i}]", x)
+        elif isinstance(v, dict):
+            for k, x in v.items(): visit(f"{name}.{k}", x)
+    for k, v in params.items(): visit(k, v)
+    return out
 
 # %% ../nbs/11_pipeline.ipynb #f005ae6b
 def template_source_hash(template) -> str:
     "SHA-256 of a notebook's cell types and sources (outputs and metadata left out)."
-    nb = json.loads(Path(template).read_text())
-    src = [[c['cell_type'], ''.join(c['source']) if isinstance(c['source'], list) else c['source']] for c in nb['cells']]
+    try:
+        nb = json.loads(Path(template).read_text())
+        src = [[c['cell_type'], ''.join(c['source']) if isinstance(c['source'], list) else c['source']] for c in nb['cells']]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        raise PipelineError(f"template {template} is not a notebook ({type(e).__name__}: {e}); a stage's template is a .ipynb "
+                            "with a `parameters` cell (`loopkit init` writes examples)") from None
     return hashlib.sha256(json.dumps(src).encode()).hexdigest()
 
 # %% ../nbs/11_pipeline.ipynb #3d72bf88
 def cache_key(template_hash:str, # `template_source_hash` of the template
               params:dict, # the resolved parameters
-              upstream:dict, # upstream output name -> fingerprint
+              upstream:dict, # upstream output name -> fingerprint (and external inputs, registry state)
+              code:str|None=None, # `code_fingerprint()` of the library (computed when None)
              ) -> str:
     "The content address of one stage run."
     blob = json.dumps({'template': template_hash, 'params': params, 'upstream': upstream,
-                       'loopkit': loopkit.__version__}, sort_keys=True, default=str)
+                       'loopkit': code if code is not None else code_fingerprint()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 # %% ../nbs/11_pipeline.ipynb #14259490
@@ -314,12 +370,11 @@ class _State:
     def __init__(self, run_dir):
         self.path = run_dir/'.loopkit-state.json'
         d = json.loads(self.path.read_text()) if self.path.exists() else {}
-        self.stages, self.params, self.memo = d.get('stages', {}), d.get('template_params', {}), d.get('memo', {})
+        self.stages, self.params = d.get('stages', {}), d.get('template_params', {})
         self.pipeline = d.get('pipeline')
     def save(self):
         tmp = self.path.with_suffix('.tmp')
-        tmp.write_text(json.dumps({'pipeline': self.pipeline, 'stages': self.stages, 'template_params': self.params,
-                                   'memo': self.memo}, indent=1))
+        tmp.write_text(json.dumps({'pipeline': self.pipeline, 'stages': self.stages, 'template_params': self.params}, indent=1))
         tmp.replace(self.path)
 
 # %% ../nbs/11_pipeline.ipynb #770bc938
@@ -340,6 +395,9 @@ class _Tracker:
             exp = self.client.get_experiment_by_name(name)
             self.exp_id = exp.experiment_id if exp else self.client.create_experiment(
                 name, artifact_location=(self.project_dir/'.loopkit'/'mlartifacts').resolve().as_uri())
+            # the project lock is held: a run still RUNNING belongs to an invocation that was killed
+            for r in self.client.search_runs([self.exp_id], "attributes.status = 'RUNNING'", max_results=10_000):
+                self.client.set_terminated(r.info.run_id, 'KILLED')
             self.parent = self.client.create_run(self.exp_id, run_name=f"pipeline {self.pipeline.name}",
                                                  tags={'loopkit.pipeline': str(self.pipeline.path)}).info.run_id
         run = self.client.create_run(self.exp_id, run_name=stage,
@@ -375,6 +433,40 @@ def _progress(i, n, name, status, seconds=None, err=sys.stderr):
     mark = {'ran': '✓', 'cached': '=', 'failed': '✗', 'skipped': '-', 'running': '…'}[status]
     print(f"[{i}/{n}] {mark} {name}: {status}{took}", file=err, flush=True)
 
+# %% ../nbs/11_pipeline.ipynb #88183816
+@contextmanager
+def project_lock(project_dir:str|Path, # the project folder: its runs, MLflow store and registry
+                 wait:float=0, # seconds to wait for another run to finish; 0 refuses at once
+                ):
+    "Hold the project's run lock (`.loopkit/run.lock`) for the `with` block; `ProjectBusy` when another process holds it."
+    path = Path(project_dir)/'.loopkit'/'run.lock'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, 'a+')
+    deadline = time.monotonic() + wait
+    while True:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                f.seek(0); holder = f.read().strip() or 'another process'; f.close()
+                raise ProjectBusy(f"another loopkit run is using the project {Path(project_dir).resolve()} ({holder}); "
+                                  "wait for it to finish, or pass --wait SECONDS to queue behind it") from None
+            time.sleep(0.2)
+    f.seek(0); f.truncate(); f.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}"); f.flush()
+    try: yield path
+    finally:
+        f.seek(0); f.truncate(); fcntl.flock(f, fcntl.LOCK_UN); f.close()
+
+# %% ../nbs/11_pipeline.ipynb #d1ac774e
+REGISTRY_PARAMETERS = ('champion', 'name')  # a stage with one of these parameters reads that registered model
+
+def _champion_of(uri:str, name:str):
+    "The version holding `champion` of registered model `name` at `uri`; None when there is no store, model or champion."
+    if uri.startswith('sqlite:///') and not Path(uri[len('sqlite:///'):]).exists(): return None
+    from loopkit.registry import alias_version
+    try: found = alias_version(name, 'champion', uri)
+    except Exception: return None
+    return found['version'] if found else None
+
 # %% ../nbs/11_pipeline.ipynb #cc04b3a3
 def run_pipeline(pipeline=None, # a `Pipeline`, a pipeline file, or None for the default pipeline
                  run_dir='runs/latest', # the run's folder: stage outputs, executed notebooks, state
@@ -384,16 +476,30 @@ def run_pipeline(pipeline=None, # a `Pipeline`, a pipeline file, or None for the
                  tracking_uri:str=None, # MLflow tracking URI; default MLFLOW_TRACKING_URI or a SQLite file under the project
                  progress:bool=True, # print a line per stage, and papermill's cell progress bar on a terminal
                  project_dir=None, # the project folder (default: the current one)
+                 wait:float=0, # seconds to wait while another run holds the project; 0: `ProjectBusy` at once
                 ) -> RunRecord:
-    "Run a pipeline's stages in order, reusing cached stages, and return what happened to each."
+    "Run a pipeline's stages in order, reusing cached stages, and return what happened to each (one run at a time per project)."
     pipe = pipeline if isinstance(pipeline, Pipeline) else load_pipeline(pipeline)
     project_dir = Path(project_dir or os.getcwd()).resolve()
     run_dir = Path(run_dir)
     if not run_dir.is_absolute(): run_dir = project_dir/run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
     overrides = overrides or {}
     for s in list(overrides) + list(force) + ([from_stage] if from_stage else []):
         if s not in pipe.stages: raise ParameterError(f"no stage '{s}' in {pipe.path}; stages: {', '.join(pipe.order)}")
+    for s, values in overrides.items():
+        for name, value in values.items():
+            for up, out in _references(value):
+                if up not in pipe.stages or out not in pipe.stages[up].outputs or up not in pipe.order[:pipe.order.index(s)]:
+                    known = [f"${{{u}.{o}}}" for u in pipe.order[:pipe.order.index(s)] for o in pipe.stages[u].outputs]
+                    raise ParameterError(f"stage '{s}' parameter '{name}': {value} names no output of an earlier stage; "
+                                         f"known: {', '.join(known) or 'none (it is the first stage)'}")
+                if up not in pipe.stages[s].needs: pipe.stages[s].needs.append(up)
+    with project_lock(project_dir, wait):
+        return _run_locked(pipe, run_dir.resolve(), overrides, force, from_stage, tracking_uri, progress, project_dir)
+
+def _run_locked(pipe, run_dir, overrides, force, from_stage, tracking_uri, progress, project_dir) -> RunRecord:
+    "`run_pipeline` once the project lock is held."
+    run_dir.mkdir(parents=True, exist_ok=True)
     rerun = set(force) | set(pipe.downstream(from_stage) if from_stage else [])
     state = _State(run_dir)
     state.pipeline = str(pipe.path)
@@ -401,11 +507,15 @@ def run_pipeline(pipeline=None, # a `Pipeline`, a pipeline file, or None for the
     resolved = {}
     for s in pipe.stages.values():
         params = {**s.parameters, **overrides.get(s.name, {})}
-        tpl_hash = template_source_hash(s.template)
-        if tpl_hash not in state.params: state.params[tpl_hash] = template_parameters(s.template)
+        try:
+            tpl_hash = template_source_hash(s.template)
+            if tpl_hash not in state.params: state.params[tpl_hash] = template_parameters(s.template)
+        except PipelineError as e: raise PipelineError(f"stage '{s.name}': {e}") from None
+        except Exception as e: raise PipelineError(f"stage '{s.name}': cannot read the parameters of template {s.template} ({type(e).__name__}: {e})") from None
         check_parameters(s.name, params, state.params[tpl_hash])
         resolved[s.name] = (tpl_hash, _resolve(params, run_dir, pipe))
     tracker, record, failed = _Tracker(pipe, tracking_uri, project_dir), RunRecord(str(run_dir)), set()
+    code, champions = code_fingerprint(), {}
     declared = {}  # a stage's `schema` output (the declared columns) is $LOOPKIT_SCHEMA for every later stage
     from loopkit.schema import SCHEMA_ENV  # here, not at import: a command may set $LOOPKIT_SCHEMA before loopkit.schema reads it
     n = len(pipe.stages)
@@ -418,9 +528,19 @@ def run_pipeline(pipeline=None, # a `Pipeline`, a pipeline file, or None for the
         tpl_hash, params = resolved[s.name]
         upstream = {f"{u}.{o}": state.stages[u]['outputs'][o] for u in s.needs for o in pipe.stages[u].outputs}
         upstream.update({f"env.{v}": hashlib.sha256(os.environ.get(v, '').encode()).hexdigest() for v in s.env})
-        key = cache_key(tpl_hash, params, upstream)
+        defaults = {}
+        for name, (_, default, _) in state.params[tpl_hash].items():
+            try: defaults[name] = ast.literal_eval(default)
+            except (ValueError, SyntaxError, TypeError): pass
+        effective = {**defaults, **params}
+        upstream.update(input_fingerprints(effective, project_dir, run_dir))  # files the parameters name, by content
+        for p in REGISTRY_PARAMETERS:  # the champion a stage compares against
+            if isinstance(effective.get(p), str) and effective[p]:
+                if effective[p] not in champions: champions[effective[p]] = _champion_of(tracker.uri, effective[p])
+                upstream[f"registry.{effective[p]}.champion"] = champions[effective[p]]
+        key = cache_key(tpl_hash, params, upstream, code)
         old = state.stages.get(s.name, {})
-        fps = {k: fingerprint(p, state.memo) for k, p in outputs.items()} if old.get('key') == key else {}
+        fps = {k: fingerprint(p) for k, p in outputs.items()} if old.get('key') == key else {}
         if s.name not in rerun and old.get('key') == key and old.get('status') == 'ok' and fps == old.get('outputs'):
             record.stages.append(StageResult(s.name, 'cached', 0.0, outputs, old.get('mlflow_run_id'), key))
             if progress: _progress(i, n, s.name, 'cached')
@@ -437,7 +557,8 @@ def run_pipeline(pipeline=None, # a `Pipeline`, a pipeline file, or None for the
         else:
             state.stages[s.name] = {'key': key, 'status': 'ok', 'mlflow_run_id': result.mlflow_run_id, 'last': 'ran',
                                     'seconds': result.seconds, 'finished': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-                                    'outputs': {k: fingerprint(p, state.memo) for k, p in outputs.items()}}
+                                    'outputs': {k: fingerprint(p) for k, p in outputs.items()}}
+            if any(p in (REGISTRY_PARAMETERS) for p in params) or 'registered' in s.outputs: champions.clear()  # it may have moved the alias
         state.save()
         record.stages.append(result)
         if progress: _progress(i, n, s.name, result.status, result.seconds)
@@ -465,11 +586,22 @@ def _kernel_manager():
     return LocalKernelManager
 
 # %% ../nbs/11_pipeline.ipynb #39fb5864
+def _remove(path:Path, run_dir:Path):
+    "Delete `path`, which must lie inside the run folder: nothing outside a run is ever removed."
+    path, run_dir = Path(path).absolute(), Path(run_dir).resolve()
+    if path.is_symlink(): path.unlink(); return
+    if not path.resolve().is_relative_to(run_dir) or path.resolve() == run_dir:
+        raise PipelineError(f"refusing to remove {path}: it is not inside the run folder {run_dir}")
+    shutil.rmtree(path, ignore_errors=True)
+
 def _execute(s, params, key, run_dir, project_dir, tracker, progress, extra_env=None):
     "Execute one stage's template in a staging folder; publish its outputs only when it succeeds."
     import papermill
     staging = run_dir/'.staging'/s.name
-    shutil.rmtree(staging, ignore_errors=True); staging.mkdir(parents=True)
+    marker = staging/'.loopkit-key'
+    if not (marker.exists() and marker.read_text() == key):  # the same work cut short (a killed run) resumes from what it left
+        _remove(staging, run_dir)
+    staging.mkdir(parents=True, exist_ok=True); marker.write_text(key)
     notebook = staging/f"{s.name}.ipynb"
     run_id = tracker.start(s.name, params, key)
     env = {'MLFLOW_TRACKING_URI': tracker.uri, 'LOOPKIT_MLFLOW_RUN_ID': run_id,
@@ -488,14 +620,15 @@ def _execute(s, params, key, run_dir, project_dir, tracker, progress, extra_env=
         for k, v in saved.items():
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
+    marker.unlink(missing_ok=True)
     if error is None:
         final = run_dir/s.name
-        shutil.rmtree(final, ignore_errors=True)
+        _remove(final, run_dir)
         staging.replace(final)
         tracker.finish(run_id, 'FINISHED', final, final/notebook.name)
         return StageResult(s.name, 'ran', 0.0, {k: str(final/v) for k, v in s.outputs.items()}, run_id, key)
     kept = run_dir/'_failed'/s.name
-    shutil.rmtree(kept, ignore_errors=True); kept.parent.mkdir(exist_ok=True)
+    _remove(kept, run_dir); kept.parent.mkdir(exist_ok=True)
     staging.replace(kept)
     tracker.finish(run_id, 'FAILED', kept, kept/notebook.name)
     failure = _failure(s.name, error, kept/notebook.name)
