@@ -562,7 +562,7 @@ def _run_locked(pipe, run_dir, overrides, force, from_stage, tracking_uri, progr
         state.save()
         record.stages.append(result)
         if progress: _progress(i, n, s.name, result.status, result.seconds)
-        if result.error and progress: print(result.error, file=sys.stderr)
+        if result.error: print(result.error, file=sys.stderr)  # quiet or not: a failure says where and why
     state.save()
     tracker.close(record.ok)
     record.warnings = _warnings(run_dir, record)
@@ -594,11 +594,23 @@ def _remove(path:Path, run_dir:Path):
         raise PipelineError(f"refusing to remove {path}: it is not inside the run folder {run_dir}")
     shutil.rmtree(path, ignore_errors=True)
 
+def _stop_leftovers(folder:Path):
+    "Kill the processes still working in `folder` (a killed run's kernel): the project lock says no live run owns them."
+    import signal
+    folder = Path(folder).resolve()
+    for proc in Path('/proc').glob('[0-9]*'):
+        try: cwd = Path(os.readlink(proc/'cwd'))
+        except OSError: continue
+        if (cwd == folder or folder in cwd.parents) and int(proc.name) != os.getpid():
+            try: os.kill(int(proc.name), signal.SIGKILL)
+            except OSError: pass
+
 def _execute(s, params, key, run_dir, project_dir, tracker, progress, extra_env=None):
     "Execute one stage's template in a staging folder; publish its outputs only when it succeeds."
     import papermill
     staging = run_dir/'.staging'/s.name
     marker = staging/'.loopkit-key'
+    if marker.exists(): _stop_leftovers(staging)  # a killed run's kernel may still be working there
     if not (marker.exists() and marker.read_text() == key):  # the same work cut short (a killed run) resumes from what it left
         _remove(staging, run_dir)
     staging.mkdir(parents=True, exist_ok=True); marker.write_text(key)

@@ -16,7 +16,8 @@ import pyarrow as pa
 # %% auto #0
 __all__ = ['ROLES', 'CORE_COLUMNS', 'SCHEMA_ENV', 'DECLARABLE_ROLES', 'COLUMNS', 'EVENT_SCHEMA', 'AGE_BANDS', 'CONTEXT_COLUMNS',
            'ITEM_ATTRIBUTES', 'CATEGORICAL_FEATURES', 'NUMERIC_COLUMNS', 'TEXT_COLUMNS', 'LOG_SCHEMA', 'Column',
-           'declared_columns', 'columns_with', 'check_events', 'item_key', 'duration_seconds', 'read_table']
+           'declared_columns', 'columns_with', 'check_events', 'item_key', 'duration_seconds', 'verify_parquet',
+           'read_table']
 
 # %% ../nbs/00_schema.ipynb #e6c107e4
 ROLES = {
@@ -147,6 +148,18 @@ def _verified(read, source, where:str):
     try: return read()
     except OSError as e:
         raise ValueError(f"{where}: {source} is damaged ({e}); restore it from its source or re-run the stage that wrote it") from None
+
+# %% ../nbs/00_schema.ipynb #6b979991
+def verify_parquet(files:list, # parquet files
+                   where:str="input", # who asks, for the message
+                  ):
+    "Read every page of `files` against its checksum (pages written without one are decoded); ValueError naming a damaged file."
+    import pyarrow.parquet as pq
+    for f in files:
+        def scan():
+            with pq.ParquetFile(f, page_checksum_verification=True) as pf:
+                for _ in pf.iter_batches(batch_size=65536): pass
+        _verified(scan, f, where)
 
 # %% ../nbs/00_schema.ipynb #8be92cf4
 def read_table(source, # a parquet file, a folder of parquet files, a glob, a pyarrow Table or a pandas DataFrame

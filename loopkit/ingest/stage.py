@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from ..schema import SCHEMA_ENV
+from ..schema import SCHEMA_ENV, verify_parquet
 from .declared import declaration, read_dataset, sample_negatives, source_files
 from .movielens import load_movielens
 from .privacy import FINGERPRINT_METADATA, DevelopmentKeyWarning, hmac_key, key_fingerprint, write_pseudonymous_events
@@ -44,6 +44,8 @@ def read_source(source:str="synth", # "synth", "movielens", or a parquet, CSV or
     if source == "synth": events, report = synth_events(**synth), {"source": "synth", "label_kind": "click"}
     elif source == "movielens": events, report = load_movielens(project_path(movielens_dir)), {"source": "movielens", "label_kind": "derived"}
     else:
+        files, kind = source_files(source, format)
+        if kind == "parquet": verify_parquet(files, "ingest")  # a damaged page is refused, never read as other values
         events, report = read_dataset(source, columns, label, features, ts_format, session_gap, None if since is None else to_unix(since),
                                       format, read_options, join)
         if report["positives"] == 1.0 and not negatives:

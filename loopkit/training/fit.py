@@ -186,6 +186,12 @@ def _newest_checkpoint(ckpt_dir:Path) -> Path|None:
     return max(found)[2] if found else None
 
 # %% ../../nbs/05_training/01_fit.ipynb #e79efad0
+def _finished_epochs(path:Path) -> int|None:
+    "The epochs a checkpoint's run had trained when early stopping ended it; None when it was still training."
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    stops = [s for k, s in ckpt.get("callbacks", {}).items() if k.startswith("EarlyStopping") and isinstance(s, dict)]
+    return int(ckpt["epoch"]) + 1 if any(s.get("stopped_epoch", 0) > 0 for s in stops) else None
+
 def _check_resumable(last:Path, fingerprint:dict):
     "Refuse to resume from a checkpoint trained on another table, model or settings."
     state = torch.load(last, map_location="cpu", weights_only=True).get("callbacks", {}).get("_TrainingRecord", {})
@@ -311,6 +317,7 @@ def fit(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pat
         if newest is not None:
             _check_resumable(newest, fingerprint)
             ckpt_path = str(newest)
+            max_epochs = min(max_epochs, _finished_epochs(newest) or max_epochs)  # a run early stopping had ended trains no further
     callbacks += extra
     with _quiet_lightning():
         direct = _nothing_watches_steps(callbacks, net)
