@@ -156,8 +156,9 @@ def constant_features(table:str|Path, # table.parquet written by `build_table`
     "The spec's categorical and numeric columns that hold at most one distinct value (nulls included) in `split`."
     cols = spec["categorical"] + spec["numeric"]
     t = f"'{Path(table).as_posix()}'"
-    counts = duckdb.sql(f"SELECT {', '.join(f'count(DISTINCT coalesce(CAST({_q(c)} AS VARCHAR), chr(0)))' for c in cols)} "
-                        f"FROM {t} WHERE split = '{split}'").fetchall()[0]
+    with duckdb.connect() as con:  # its own connection: the module's default one is shared by every caller in the process
+        counts = con.sql(f"SELECT {', '.join(f'count(DISTINCT coalesce(CAST({_q(c)} AS VARCHAR), chr(0)))' for c in cols)} "
+                         f"FROM {t} WHERE split = '{split}'").fetchall()[0]
     return [c for c, n in zip(cols, counts) if n <= 1]
 
 # %% ../../nbs/03_features/02_batch.ipynb #d41adbfd
@@ -176,7 +177,7 @@ def plot_feature_table(table:str|Path, # table.parquet written by `build_table`
     if tag: panels.append((tag, f'SELECT "{tag}" AS x, avg(click) AS ctr FROM {t} GROUP BY 1 ORDER BY 1', "item category among the user's recent tags", "bar"))
     for ax, (column, sql, label, kind) in zip(axes, panels):
         if column not in spec["numeric"]: continue
-        d = duckdb.sql(sql).df()
+        with duckdb.connect() as con: d = con.sql(sql).df()
         if kind == "plot": ax.plot(d.x, d.ctr, marker="o"); ax.plot([0, d.x.max()], [0, d.x.max()], ls=":", c="grey")
         else: ax.bar(d.x.astype(str), d.ctr)
         ax.set_xlabel(label); ax.set_ylabel("click-rate")

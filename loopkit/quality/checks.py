@@ -303,7 +303,7 @@ def sql_expression(rule:str, # a check's rule: a predicate (rows) or an aggregat
     try: statements = duckdb.extract_statements(sql)
     except duckdb.Error as e: raise refuse(_error_text(e)) from None
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT: raise refuse("it makes more than one statement")
-    tree = json.loads(duckdb.execute("SELECT json_serialize_sql($1)", [sql]).fetchone()[0])
+    with duckdb.connect() as con: tree = json.loads(con.execute("SELECT json_serialize_sql($1)", [sql]).fetchone()[0])
     if tree.get("error"): raise refuse(tree.get("error_message", "unparsable"))
     node = tree["statements"][0]["node"]
     text = json.dumps(node)
