@@ -1,6 +1,7 @@
 """One schema: a context column declared in one place ($LOOPKIT_SCHEMA, read by `loopkit.schema`) reaches every stage of the
 default pipeline, the trained model's inputs, a `/rank` request and the serving log, with nothing else edited."""
 import json
+import time
 
 import httpx
 import numpy as np
@@ -46,7 +47,7 @@ def test_a_rank_request_carries_it_to_the_model_and_the_log(declared):
         candidates = [{"item_id": i, "category": "news"} for i in range(6)]
         scores = {}
         for version in ("17", "n/a", "never-seen"):
-            r = httpx.post(url + "/rank", json={"user": "someone", "candidates": candidates, "ts": 1_800_000_000,
+            r = httpx.post(url + "/rank", json={"user": "someone", "candidates": candidates, "ts": int(time.time()),
                                                 "context": {"device": "ios", "os_version": version}})
             assert r.status_code == 200, r.text
             scores[version] = r.json()["scores"]

@@ -7,6 +7,7 @@ Docs: https://loopkit.github.io/loopkit/08_serving/http.html.md"""
 # %% ../../nbs/08_serving/08_http.ipynb #ce310884
 from __future__ import annotations
 import argparse
+import math
 import gc
 import hmac
 import os
@@ -171,6 +172,14 @@ def serve(service:Service, # the service to expose
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 # %% ../../nbs/08_serving/08_http.ipynb #7bb311ad
+def _skew(text:str) -> float|None:
+    "A --max-skew value: seconds (>= 0), or None for 'none'."
+    if text.strip().lower() == "none": return None
+    try: v = float(text)
+    except ValueError: v = -1.0
+    if not (v >= 0 and math.isfinite(v)): raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0 or 'none'")
+    return v
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="loopkit serve", description="Serve the champion (and the challenger's rollout) over HTTP.")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind")
@@ -189,6 +198,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", default="0.05,0.25,0.5,1.0", help="ramp shares, comma separated")
     p.add_argument("--window", type=float, default=3600.0, help="seconds each ramp step is held")
     p.add_argument("--poll-interval", type=float, default=10.0, help="seconds between alias polls")
+    p.add_argument("--max-skew", type=_skew, default=300.0, help="seconds a request's ts may run ahead of the server's clock "
+                   "('none' trusts every ts: a replay of recorded traffic)")
     p.add_argument("--teacher-dir", default=None, help="with --model-dir: the big model the champion was distilled from (hybrid inference)")
     p.add_argument("--hybrid", action="store_true", help="hybrid inference: cold requests go to the version holding the 'teacher' alias")
     p.add_argument("--hybrid-budget-ms", type=float, default=50.0, help="latency budget of a request the teacher may answer")
@@ -211,7 +222,7 @@ def service_from_args(argv:list[str]|None=None, # command-line words after `loop
     svc = Service(models, features, log_dir=a.log_dir or None, k=a.k,
                   exploration=Exploration(epsilon=a.explore) if a.explore > 0 else None,
                   rollout=Rollout(a.rollout, a.share if a.rollout == "canary" else 0.0, steps, a.window),
-                  hybrid=HybridRouting(budget_ms=a.hybrid_budget_ms) if a.hybrid or a.teacher_dir else None)
+                  hybrid=HybridRouting(budget_ms=a.hybrid_budget_ms) if a.hybrid or a.teacher_dir else None, max_skew=a.max_skew)
     return svc, dict(host=a.host, port=a.port, poll_interval=a.poll_interval)
 
 # %% ../../nbs/08_serving/08_http.ipynb #0e8ee563
