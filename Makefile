@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: setup demo test chromium sync-check nbtest pytest docs bench clean
+.PHONY: setup demo test system chromium sync-check nbtest pytest docs bench clean
 
 # torch first, from the local CPU wheel: a bare `torch` requirement would pull GBs of CUDA packages.
 $(STAMP): pyproject.toml
@@ -20,12 +20,16 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Headless Chromium and its driver for the docs site's browser test (Debian packages).
-chromium:
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
-	  echo "installing chromium and chromium-driver"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
-	fi
+# Debian packages the suite uses, installed when missing in one apt run: headless Chromium and its driver (the docs site's
+# browser test), redis-server (shared online state) and PostgreSQL (a shared tracking store). Tests start and stop them.
+DEBS := chromium:chromium chromedriver:chromium-driver redis-server:redis-server initdb:postgresql
+system:
+	@missing=""; for pair in $(DEBS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null || ls /usr/lib/postgresql/*/bin/$$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+chromium: system
 
 demo: setup
 	$(BIN)/loopkit run
@@ -41,13 +45,13 @@ sync-check: setup
 nbtest: setup
 	$(BIN)/nbdev-test --n-workers 2 --timing
 
-pytest: setup chromium
+pytest: setup system
 	$(BIN)/pytest -q
 
 docs: setup
 	$(BIN)/loopkit docs
 
-test: setup chromium sync-check nbtest docs pytest
+test: setup system sync-check nbtest docs pytest
 
 bench: setup
 	$(BIN)/python bench/bench_pipeline.py

@@ -6,7 +6,7 @@ Docs: https://loopkit.github.io/loopkit/registry.html.md"""
 
 # %% ../nbs/07_registry.ipynb #987134cd
 from __future__ import annotations
-import getpass, json, logging, os, shutil, subprocess, tempfile, warnings
+import getpass, hashlib, json, logging, os, shutil, subprocess, tempfile, warnings
 from datetime import datetime, timezone
 from contextlib import contextmanager
 from pathlib import Path
@@ -176,6 +176,19 @@ def _lineage_tags(lineage:dict|None) -> dict:
             if lineage.get(k) is not None}
 
 
+# %% ../nbs/07_registry.ipynb #5630e3b2
+def _registration_key(model_fp:str, metrics:dict, gate:dict|None) -> str:
+    "What makes a registration the same one again: the model's files, its metrics and the gate's verdict."
+    blob = json.dumps({"model": model_fp, "metrics": metrics, "gate": (gate or {}).get("verdict")}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+# %% ../nbs/07_registry.ipynb #5e5c2fc4
+def _registered_as(client, name:str, key:str):
+    "The version of `name` registered with this registration key, or None."
+    try: found = client.search_model_versions(f"name='{name}'")
+    except MlflowException: return None
+    return next((mv for mv in found if mv.tags.get("loopkit.registration") == key), None)
+
 # %% ../nbs/07_registry.ipynb #6dcddfd6
 def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.save / save_model)
              metrics:dict|str|Path, # evaluation metrics, or the path of a metrics.json
@@ -190,6 +203,7 @@ def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.sa
              reference:str|Path|None=None, # the frozen drift reference (JSON) stored with the version for monitoring
             ) -> dict:
     "Log and register a model version; set `champion` (first or better version) or `challenger` (blessed by the gate)."
+    from loopkit.pipeline import fingerprint
     model_dir = Path(model_dir)
     model = load_model(model_dir)  # refuses a folder that is not a loopkit model, before touching MLflow
     metrics = _read_json(metrics, "metrics", "the evaluate stage writes metrics.json")
@@ -200,9 +214,17 @@ def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.sa
         raise ValueError(f"gate verdict must say 'blessed' or 'not_blessed'; got {gate.get('verdict')!r}")
     if reference is not None and not Path(reference).exists():
         raise FileNotFoundError(f"drift reference {reference} does not exist; the monitor's freeze_reference writes it")
-    value = float(metrics[metric])
+    value, model_fp = float(metrics[metric]), fingerprint(model_dir)
+    registration = _registration_key(model_fp, metrics, gate)
     with _quiet_mlflow():
         client, uri = _client(tracking_uri)
+        same = _registered_as(client, name, registration)
+        if same is not None:  # the same model, metrics and verdict again (a rerun): the version it already is, aliases untouched
+            info = _version_info(client, same)
+            return {"name": name, "version": info["version"], "alias": None, "champion": info["version"] == (champion(name, uri) or {}).get("version"),
+                    "already_registered": True, "previous_champion": None, "metric": metric, "value": value, "previous_value": None,
+                    "run_id": same.run_id, "model_uri": f"models:/{name}/{info['version']}", "gate": same.tags.get("loopkit.gate"),
+                    "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}}
         own_run = run_id is None
         run_id = run_id or _new_run(client, uri, experiment)
         with tempfile.TemporaryDirectory() as tmp:
@@ -221,7 +243,8 @@ def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.sa
         try: client.get_registered_model(name)
         except MlflowException: client.create_registered_model(name)
         tags = {k: str(v) for k, v in metrics.items()}
-        tags.update({"loopkit.model": model.name, "loopkit.metric": metric})
+        tags.update({"loopkit.model": model.name, "loopkit.metric": metric, "loopkit.model_fingerprint": model_fp,
+                     "loopkit.registration": registration})
         feature_set = model_dir / "feature_set.json"  # the train stage records the features' version next to the model
         if feature_set.exists(): tags["loopkit.feature_set_version"] = str(json.loads(feature_set.read_text()).get("feature_set_version"))
         tags.update(_lineage_tags(lineage))
@@ -236,7 +259,7 @@ def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.sa
         elif gate is not None: alias = "challenger" if gate["verdict"] == "blessed" else None
         else: alias = "champion" if previous_value is None or (value > previous_value if higher_is_better else value < previous_value) else None
         if alias: _move_alias(client, name, alias, mv.version, why=f"registered ({'gate ' + gate['verdict'] if gate else metric + ' ' + str(value)})", kind="register")
-    return {"name": name, "version": int(mv.version), "alias": alias, "champion": alias == "champion",
+    return {"name": name, "version": int(mv.version), "alias": alias, "champion": alias == "champion", "already_registered": False,
             "previous_champion": previous["version"] if previous else None, "metric": metric, "value": value,
             "previous_value": previous_value, "run_id": run_id, "model_uri": f"models:/{name}/{mv.version}",
             "gate": gate["verdict"] if gate else None,

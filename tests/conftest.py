@@ -103,3 +103,87 @@ class served_process:
         self.proc.terminate()
         try: self.proc.wait(20)
         except subprocess.TimeoutExpired: self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    "A redis-server of the suite's own on a free loopback port (no persistence), stopped by its pid after the session."
+    import shutil, time
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed: `make test` installs it (Debian package redis-server)"
+    port, folder = free_port(), tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    import redis
+    client, deadline = redis.Redis(port=port), time.time() + 20
+    while True:
+        try: client.ping(); break
+        except redis.ConnectionError:
+            assert proc.poll() is None and time.time() < deadline, "redis-server did not start"
+            time.sleep(0.1)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    try: proc.wait(10)
+    except subprocess.TimeoutExpired: proc.kill()
+
+
+def _stop(proc, pid=None):
+    "Stop a server this suite started: SIGTERM to its own pid (and to the process it became), then kill after a wait."
+    import signal
+    for p in filter(None, (pid, proc.pid)):
+        try: os.kill(p, signal.SIGTERM)
+        except ProcessLookupError: pass
+    try: proc.wait(20)
+    except subprocess.TimeoutExpired: proc.kill()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server of the suite's own (Debian package `postgresql`) on a free loopback port, with databases
+    `mlflow` and `optuna`; its base URL (append the database). Run as the `postgres` user when the suite runs as root."""
+    import shutil, tempfile, time
+    initdb = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    assert initdb, "PostgreSQL is not installed: `make test` installs it (Debian package postgresql)"
+    bindir, root = initdb[-1].parent, os.geteuid() == 0
+    as_owner = ["runuser", "-u", "postgres", "--"] if root else []
+    folder = Path(tempfile.mkdtemp(prefix="loopkit-pg-"))  # outside pytest's private tmp: the postgres user must reach it
+    if root: shutil.chown(folder, "postgres", "postgres")
+    subprocess.run(as_owner + [str(bindir / "initdb"), "-D", str(folder / "db"), "-U", "loopkit", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    port = free_port()
+    proc = subprocess.Popen(as_owner + [str(bindir / "postgres"), "-D", str(folder / "db"), "-h", "127.0.0.1", "-p", str(port), "-k", str(folder)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode != 0:
+        assert proc.poll() is None and time.time() < deadline, "postgres did not start"
+        time.sleep(0.2)
+    for db in ("mlflow", "optuna"):
+        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "loopkit", db], check=True, capture_output=True)
+    yield f"postgresql+psycopg2://loopkit@127.0.0.1:{port}"
+    pid_file = folder / "db" / "postmaster.pid"
+    _stop(proc, int(pid_file.read_text().split()[0]) if pid_file.exists() else None)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tracking_server(postgres_url, tmp_path_factory):
+    "`mlflow server` on a free loopback port: runs and registry in PostgreSQL, artifacts in a shared folder; its URL."
+    import time, httpx
+    port, artifacts = free_port(), tmp_path_factory.mktemp("mlflow-artifacts")
+    mlflow = Path(sys.executable).parent / "mlflow"
+    proc = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", f"{postgres_url}/mlflow", "--artifacts-destination", str(artifacts),
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    url, deadline = f"http://127.0.0.1:{port}", time.time() + 180
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200: break
+        except httpx.HTTPError: pass
+        assert proc.poll() is None and time.time() < deadline, "mlflow server did not come up within 180 s"
+        time.sleep(0.5)
+    yield url
+    import signal
+    try: os.killpg(proc.pid, signal.SIGTERM)  # the server and the workers it forked: its own process group
+    except ProcessLookupError: pass
+    try: proc.wait(20)
+    except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL)

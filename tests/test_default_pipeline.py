@@ -57,7 +57,15 @@ def test_second_run_is_cached_and_a_champion_is_registered(first_run):
     work, rec, env = first_run
     code, again, err = loopkit('run', '--json', cwd=work, env=env)
     assert code == 0, err
-    assert statuses(again) == {s: 'cached' for s in STAGES}
+    # the champion moved from none to v1 since the first run: only the stages that compare against it run again
+    registry_readers = {'evaluate', 'gate', 'register'}
+    assert statuses(again) == {s: 'ran' if s in registry_readers else 'cached' for s in STAGES}
+    assert json.loads(output(again, 'evaluate', 'champion_metrics').read_text())['source'] == 'champion v1 scored on this split'
+    same = json.loads(output(again, 'register', 'registered').read_text())
+    assert (same['version'], same['already_registered'], same['champion']) == (1, True, True), "a rerun registers no new version"
+    code, cached, err = loopkit('run', '--json', cwd=work, env=env)
+    assert code == 0, err
+    assert statuses(cached) == {s: 'cached' for s in STAGES}, "nothing changed since the second run"
     from mlflow import MlflowClient
     client = MlflowClient(f"sqlite:///{work/'.loopkit/mlflow.db'}")
     assert str(client.get_model_version_by_alias('loopkit-ctr', 'champion').version) == '1'

@@ -15,6 +15,14 @@ def _history(loop_dir):
     return alias_history("loopkit-ctr", f"sqlite:///{Path(loop_dir)/'mlflow.db'}")
 
 
+def _why_not(record) -> str:
+    "What the retrain's gate said, and the loop's steps after the alert: the evidence when the loop did not promote."
+    gate = Path(record["loop_dir"]) / "runs" / "retrain" / "gate" / "gate.json"
+    checks = json.loads(gate.read_text())["checks"] if gate.exists() else "no gate.json"
+    steps = [{k: v for k, v in s.items() if k != "event_time"} for s in record["steps"] if s["step"] not in ("serve", "batch")]
+    return f"outcome {record['outcome']}; gate checks: {checks}; steps: {steps[-12:]}"
+
+
 @pytest.fixture(scope="module")
 def shifted(tmp_path_factory):
     "One closed-loop run with an interest shift (the default world), in a fresh project folder."
@@ -32,7 +40,7 @@ def test_shift_is_detected_after_it_happens_and_not_before(shifted):
 
 def test_retrained_challenger_is_promoted_through_shadow_and_ramp(shifted):
     steps = [s["step"] for s in shifted["steps"]]
-    assert shifted["outcome"] == "promoted", shifted
+    assert shifted["outcome"] == "promoted", _why_not(shifted)
     assert shifted["champion_after"] == shifted["challenger"] != shifted["champion_before"]
     order = ["serve", "shift", "detect", "collect", "retrain", "distill", "evaluate", "gate", "register", "shadow", "canary", "promote"]
     assert [s for s in steps if s in order] == [s for s in order if s in steps] and set(order) <= set(steps), steps

@@ -22,7 +22,7 @@ def served(tmp_path_factory):
     code, rec, err = loopkit("run", "-p", "ingest.n_events=8000", "-p", "evaluate.shap_rows=0", "-p", gate, "--json", cwd=project, env=env)
     assert code == 0, f"the bootstrap pipeline failed:\n{err[-3000:]}"
     with served_process(["--log-dir", project / "log", "--k", "3", "--events", project / "runs/latest/validate/events.parquet",
-                         "--poll-interval", "3600"], project, env) as url:
+                         "--poll-interval", "3600", "--max-skew", "none"], project, env) as url:
         yield project, url, env
 
 
@@ -51,7 +51,9 @@ def test_watch_detects_retrains_registers_and_drives_the_rollout(served):
     from loopkit.registry import alias_version, versions
     from loopkit.serving.log import log_events
     project, url, env = served
-    start = (int(time.time()) // 3600 + 1) * 3600  # ahead of the wall clock that ticks the server: event time is the requests'
+    # event time is the requests': 11 hours replayed from the next hour on, ahead of the wall clock that ticks the server
+    # (started with --max-skew none) and of the validate stage's "now" (given as the replay's end)
+    start = (int(time.time()) // 3600 + 1) * 3600
     _traffic(url, start, 3, shifted=False)
     assert httpx.post(url + "/admin/flush", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     freeze_reference(log_events(project / "log").to_pandas(), ["category|click"]).save(project / "reference.json")
@@ -59,7 +61,8 @@ def test_watch_detects_retrains_registers_and_drives_the_rollout(served):
 
     p = subprocess.run([str(LOOPKIT), "watch", "--serve-url", url, "--log-dir", str(project / "log"), "--reference", str(project / "reference.json"),
                         "--collect-hours", "0", "--shadow-hours", "0", "--threshold", "0.3", "--sustain", "1h", "--window", "2h", "--min-rows", "150",
-                        "--feedback-lag", "600", "--poll-seconds", "0", "--max-polls", "2", "-p", "evaluate.shap_rows=0", "-q"],
+                        "--feedback-lag", "600", "--poll-seconds", "0", "--max-polls", "2", "-p", "evaluate.shap_rows=0",
+                        "-p", f"validate.reference_time={start + 11 * 3600}", "-q"],
                        cwd=project, env={**os.environ, **env}, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, f"loopkit watch failed ({p.returncode}):\n{p.stderr[-4000:]}"
     steps = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]

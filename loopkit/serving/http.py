@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringC
 from typing import Annotated, Literal
 from .rollout import Exploration, Rollout, ROLLOUT_MODES
 from .scoring import warm_features
+from ..features.online import OnlineFeatures
+from ..features.stores import state_store
 from .service import Service
 from .sources import LocalModels, RegistryModels, RequestError
 from .hybrid import HybridRouting
@@ -190,6 +192,8 @@ def _parser() -> argparse.ArgumentParser:
                    "the first is the champion, a second the challenger")
     p.add_argument("--cache-dir", default=None, help="where registry versions are downloaded")
     p.add_argument("--events", default=None, help="past events (parquet) to warm the online features with")
+    p.add_argument("--state", default="memory", help="where online feature state lives: memory, redis://host:port/db (shared by "
+                   "replicas; warm it once), rocksdb:///folder or tiered:///warm-folder?hot_keys=N&cold=states.parquet")
     p.add_argument("--log-dir", default="serve_log", help="parquet log folder ('' for none)")
     p.add_argument("--k", type=int, default=10, help="items returned per request")
     p.add_argument("--explore", type=float, default=0.0, help="share of requests with an exploration slot (0 = none)")
@@ -218,7 +222,8 @@ def service_from_args(argv:list[str]|None=None, # command-line words after `loop
     else: models = RegistryModels(a.model_name, a.registry_uri, a.cache_dir)
     try: steps = tuple(float(s) for s in a.steps.split(","))
     except ValueError: raise ValueError(f"loopkit serve: --steps {a.steps!r} must be comma-separated numbers, e.g. 0.05,0.25,0.5,1") from None
-    features = warm_features(a.events) if a.events else None
+    online = OnlineFeatures(store=state_store(a.state))
+    features = warm_features(a.events, online) if a.events else online
     svc = Service(models, features, log_dir=a.log_dir or None, k=a.k,
                   exploration=Exploration(epsilon=a.explore) if a.explore > 0 else None,
                   rollout=Rollout(a.rollout, a.share if a.rollout == "canary" else 0.0, steps, a.window),
@@ -231,6 +236,6 @@ def main(argv:list[str]|None=None, # command-line words after `loopkit serve`
     "`loopkit serve`: build the service from the command line and serve it until interrupted."
     import sys
     try: svc, kwargs = service_from_args(argv)
-    except (ValueError, FileNotFoundError) as e: print(e, file=sys.stderr); return 2
+    except (ValueError, OSError) as e: print(e, file=sys.stderr); return 2  # OSError: a missing file, a store it cannot reach or open
     serve(svc, **kwargs)
     return 0

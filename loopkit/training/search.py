@@ -7,6 +7,7 @@ Docs: https://loopkit.github.io/loopkit/05_training/search.html.md"""
 # %% ../../nbs/05_training/02_search.ipynb #0138e85f
 from __future__ import annotations
 import dataclasses, json, logging, os, socket, time, warnings, zlib
+from tqdm.auto import tqdm
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import pandas as pd
 import matplotlib.pyplot as plt
 import lightning as L
 import optuna
+import torch
 from optuna.trial import TrialState
 from ..models.ctr import MODELS
 from ..models.encoder import read_features
@@ -295,6 +297,29 @@ def _open_study(storage, study_name, sampler, pruner, settings:dict) -> optuna.S
     return study
 
 # %% ../../nbs/05_training/02_search.ipynb #c31be0b8
+def _search_worker(kwargs:dict, ready=None):
+    "The body of a worker process that `tune(n_workers=...)` starts: take trials until the shared study is full."
+    torch.set_num_threads(1)
+    tune(**kwargs, on_start=None if ready is None else ready.set)  # set with the study open: the parent starts its trials then
+
+def _start_workers(n:int, kwargs:dict) -> list:
+    "Start n worker processes (spawned: nothing of this process's torch or MLflow state is inherited) on the same study."
+    import multiprocessing as mp
+    from loopkit.training import search  # the installed module's worker: a spawned process imports it by name
+    ctx = mp.get_context("spawn")
+    ready = [ctx.Event() for _ in range(n)]
+    procs = [ctx.Process(target=search._search_worker, args=(kwargs, r), daemon=True) for r in ready]
+    for p in procs: p.start()
+    for p, r in zip(procs, ready):  # all workers take trials from the start, not after the parent has done them all
+        while not r.wait(0.5) and p.is_alive(): pass
+    return procs
+
+def _join_workers(procs:list) -> int:
+    "Wait for the workers; return how many ended with an error."
+    for p in procs: p.join()
+    return sum(p.exitcode != 0 for p in procs)
+
+# %% ../../nbs/05_training/02_search.ipynb #9c7fba81
 def tune(table:str|Path|pd.DataFrame, # features table (table.parquet) or its path
          spec:str|Path|dict, # features spec (spec.json) or its path
          space:dict, # what to search: name -> {"type": "float"|"int"|"categorical", ...} (see `check_space`)
@@ -313,16 +338,26 @@ def tune(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pa
          tracking_uri:str|None=None, # MLflow URI for the trials' runs; MLFLOW_TRACKING_URI when None; no runs when neither
          parent_run_id:str|None=None, # MLflow run the trials nest under; LOOPKIT_MLFLOW_RUN_ID when None
          progress:bool=True, # show a progress bar over trials
-        ) -> TuneResult:
+         n_workers:int=1, # processes searching the study at once on this machine: this one and n_workers - 1 started here
+         worker_only:bool=False, # only take trials of the shared study and return None (what a started worker does)
+         on_start=None, # called once the study is open, before the first trial (a started worker tells its parent)
+        ) -> TuneResult|None:
     "Search `space` with Optuna, pruning trials by their per-epoch validation AUC; return the best trial's model."
     space = check_space(space, model)
+    if n_workers < 1: raise ValueError(f"tune: n_workers={n_workers} must be at least 1")
+    if n_workers > 1 and storage is None and out_dir is None:
+        raise ValueError("tune: n_workers > 1 needs a study the workers share: pass storage (an RDB URL) or out_dir (a SQLite file there)")
+    workers_args = dict(spec=spec, space=space, n_trials=n_trials, max_epochs=max_epochs, seed=seed, study_name=study_name, pruner=pruner,
+                        sampler=sampler, model=model, lr=lr, batch_size=batch_size, patience=patience, tracking_uri=tracking_uri,
+                        parent_run_id=parent_run_id, progress=False, worker_only=True)
     table, spec = read_features(table, spec)  # read once, not once per trial
     study_name = study_name or "loopkit-tune"
-    # workers sharing a storage would all propose the same first points under one seed: each gets its own
-    sampler_seed = seed if storage is None else zlib.crc32(f"{seed}/{socket.gethostname()}/{os.getpid()}".encode())
+    shared = storage is not None or n_workers > 1 or worker_only
     if storage is None and out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{(Path(out_dir) / 'optuna.db').resolve()}"
+    # workers sharing a storage would all propose the same first points under one seed: each gets its own
+    sampler_seed = zlib.crc32(f"{seed}/{socket.gethostname()}/{os.getpid()}".encode()) if shared else seed
     settings = {"space": space, "max_epochs": max_epochs, "seed": seed, "model": model, "lr": lr, "batch_size": batch_size,
                 "patience": patience, "rows": len(table), "feature_set_version": spec.get("feature_set_version")}
     with _quiet_optuna():
@@ -332,7 +367,7 @@ def tune(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pa
         def objective(trial):
             chosen, values = _suggest(trial, space, model)
             run_id, pruning = runs.start(trial, {"model": chosen, **values, "max_epochs": max_epochs, "seed": seed}), PruningCallback(trial)
-            trial.set_user_attr("mlflow_run_id", run_id)
+            trial.set_user_attr("mlflow_run_id", run_id); trial.set_user_attr("worker", f"{socket.gethostname()}/{os.getpid()}")
             try: result = fit(table, spec, **_fit_args(chosen, values, lr, batch_size), max_epochs=max_epochs, seed=seed,
                               patience=patience, callbacks=[pruning])
             except Exception:
@@ -345,10 +380,19 @@ def tune(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pa
 
         finished = (TrialState.COMPLETE, TrialState.PRUNED)
         left = n_trials - len(study.get_trials(deepcopy=False, states=finished))
+        workers = _start_workers(n_workers - 1, dict(workers_args, table=table, spec=spec, storage=storage, parent_run_id=runs.parent)) if left > 0 else []
         try:
-            if left > 0: study.optimize(objective, n_trials=left, show_progress_bar=progress,
-                                        callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=finished)])
-        finally: runs.close(study)
+            # before every trial: the trials done, and in a shared study those running elsewhere, fill it or not
+            counted = (*finished, TrialState.RUNNING) if shared else finished
+            if on_start is not None: on_start()
+            with tqdm(total=n_trials, initial=n_trials - left, desc="trials", disable=not progress or worker_only) as bar:
+                while len(study.get_trials(deepcopy=False, states=counted)) < n_trials:
+                    study.optimize(objective, n_trials=1); bar.update(1)
+        finally:
+            failed = _join_workers(workers)
+            if not worker_only: runs.close(study)
+        if failed: warnings.warn(f"tune: {failed} of {len(workers)} worker process(es) ended with an error; their trials are in the study as failed")
+    if worker_only: return None
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise RuntimeError(f"no trial of study {study_name!r} completed: all {len(study.trials)} were pruned or failed; "
                            "use a milder pruner (pruner='median' or 'none') or more trials")

@@ -6,7 +6,7 @@ Docs: https://loopkit.github.io/loopkit/05_training/train.html.md"""
 
 # %% ../../nbs/05_training/06_train.ipynb #65605270
 from __future__ import annotations
-import json
+import hashlib, json
 from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd
@@ -41,6 +41,15 @@ class TrainRun:
         "The search's trials when there was a search, else the fit's learning curves; returns the Figure."
         return self.search.plot() if self.search is not None else self.fit.plot_curves()
 
+# %% ../../nbs/05_training/06_train.ipynb #1b9dc745
+def _study_name(table, spec, *settings) -> str:
+    "A study name for a shared store that only the same search on the same data joins (a rerun or a resumed stage does)."
+    from loopkit.pipeline import fingerprint
+    data = fingerprint(table) if isinstance(table, (str, Path)) else hashlib.sha256(pd.util.hash_pandas_object(table).values.tobytes()).hexdigest()
+    spec = json.loads(Path(spec).read_text()) if isinstance(spec, (str, Path)) else spec
+    blob = json.dumps([data, spec.get("feature_set_version"), *settings], sort_keys=True, default=str)
+    return "loopkit-train-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
 # %% ../../nbs/05_training/06_train.ipynb #c3d7cbf6
 def train(table:str|Path|pd.DataFrame, # features table (table.parquet) or its path
           spec:str|Path|dict, # features spec (spec.json) or its path
@@ -51,6 +60,8 @@ def train(table:str|Path|pd.DataFrame, # features table (table.parquet) or its p
           seed:int=0, # seeds weights and batch order
           search:dict|None=None, # an Optuna search space (see `loopkit.training.search.check_space`); None fits once
           n_trials:int=10, # trials of the search
+          n_workers:int=1, # processes searching one study at once (a search only); > 1 shares storage or out_dir's SQLite file
+          storage:str|None=None, # Optuna RDB URL the search's workers share (e.g. postgresql+psycopg2://host/optuna); None: out_dir
           strategy:str="auto", # "auto": one process; ddp | deepspeed_stage_1|2|3: worker processes
           devices:int=1, # processes for a distributed strategy; devices > 1 with "auto" means ddp
           out_dir:str|Path|None=None, # checkpoints, the study and the launch's files; None writes nothing
@@ -61,8 +72,9 @@ def train(table:str|Path|pd.DataFrame, # features table (table.parquet) or its p
         raise ValueError(f"train: a search runs its trials in one process; use strategy='auto' and devices=1 with search "
                          f"(got strategy={strategy!r}, devices={devices})")
     if search:
-        found = tune(table, spec, search, n_trials=n_trials, max_epochs=max_epochs, model=model, batch_size=batch_size,
-                     lr=lr, seed=seed, out_dir=out_dir)
+        found = tune(table, spec, search, n_trials=n_trials, max_epochs=max_epochs, model=model, batch_size=batch_size, lr=lr, seed=seed,
+                     out_dir=out_dir, n_workers=n_workers, storage=storage or None,
+                     study_name=_study_name(table, spec, search, n_trials, max_epochs, model, batch_size, lr, seed) if storage else None)
         if out_dir is not None: found.trials.to_csv(Path(out_dir) / "trials.csv", index=False)
         return TrainRun(found.best, search=found)
     if distributed:
