@@ -7,7 +7,7 @@
    the time to fingerprint them all, against the time to stat them (what a size + mtime memo costs), and against one
    kernel start (what a stage that runs costs at the least).
 2. The serving log: flushing 10,000 rows, all valid, against the same rows with one row the log cannot hold (the batch
-   falls back to row-by-row conversion, sets that row aside and writes the rest).
+   is halved until that row is alone, which is set aside with its reason; the rest is written).
 3. The edge: `Service._check_request` (ids, publish times, finite numbers) as a share of one in-process `rank`.
 4. The probe suite: tests collected in tests/test_faults.py.
 """

@@ -74,14 +74,15 @@ class ServeLog:
         for r in rows:
             for c in _LOG_STRINGS:
                 if r.get(c) is not None and not isinstance(r[c], str): r[c] = str(r[c])
-        try: return pa.Table.from_pylist(rows, LOG_SCHEMA)
-        except (pa.ArrowException, OverflowError, TypeError, ValueError): pass
-        good, bad = [], []
-        for r in rows:
-            try: pa.Table.from_pylist([r], LOG_SCHEMA); good.append(r)
-            except (pa.ArrowException, OverflowError, TypeError, ValueError) as e: bad.append((r, f"{type(e).__name__}: {e}"))
+        def convert(part):  # halve a part that fails until each row that cannot be converted is alone: ~2 log2(n) tries per bad row
+            try: return [pa.Table.from_pylist(part, LOG_SCHEMA)], []
+            except (pa.ArrowException, OverflowError, TypeError, ValueError) as e:
+                if len(part) == 1: return [], [(part[0], f"{type(e).__name__}: {e}")]
+            (a, bad_a), (b, bad_b) = convert(part[:len(part) // 2]), convert(part[len(part) // 2:])
+            return a + b, bad_a + bad_b
+        tables, bad = convert(rows)
         self._set_aside(bad)
-        return pa.Table.from_pylist(good, LOG_SCHEMA)
+        return pa.concat_tables(tables) if tables else LOG_SCHEMA.empty_table()
 
     def _set_aside(self, bad:list[tuple]):
         "Write rows the log cannot hold, each with its reason, to _rejected/ (JSON lines; the dataset readers skip the folder)."
