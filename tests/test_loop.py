@@ -8,6 +8,8 @@ import pytest
 from conftest import loopkit
 
 FAST = ["-p", "evaluate.shap_rows=0"]  # the default epochs: a retrained model worth promoting needs them
+# user tokens decide which users a canary or an exploration slot takes: a fixed key makes the run the same on every machine
+KEY = {"LOOPKIT_HMAC_KEY": "loop-test-hmac-key-a-0123456789"}
 
 
 def _history(loop_dir):
@@ -27,7 +29,7 @@ def _why_not(record) -> str:
 def shifted(tmp_path_factory):
     "One closed-loop run with an interest shift (the default world), in a fresh project folder."
     project = tmp_path_factory.mktemp("loop-shift")
-    code, record, err = loopkit("loop", "--json", *FAST, cwd=project)
+    code, record, err = loopkit("loop", "--json", *FAST, cwd=project, env=KEY)
     assert code == 0 and record, f"loopkit loop failed ({code}):\n{err[-4000:]}"
     return record
 
@@ -73,7 +75,7 @@ def test_the_run_is_kept_as_evidence(shifted):
 
 
 def test_a_broken_challenger_is_rolled_back_by_the_ramp(tmp_path):
-    code, rec, err = loopkit("loop", "--json", "--bad-challenger", "--no-shift", "--days", "3.6", "--events", "24000", *FAST, cwd=tmp_path)
+    code, rec, err = loopkit("loop", "--json", "--bad-challenger", "--no-shift", "--days", "3.6", "--events", "24000", *FAST, cwd=tmp_path, env=KEY)
     assert code == 0 and rec, f"loopkit loop failed ({code}):\n{err[-4000:]}"
     assert rec["outcome"] == "rolled_back", rec
     assert rec["champion_after"] == rec["champion_before"] and rec["challenger"] != rec["champion_before"]

@@ -168,6 +168,7 @@ class TieredStore(StateStore):
         if hot_keys < 1: raise ValueError(f"TieredStore: hot_keys={hot_keys} must be at least 1")
         self.warm, self.cold, self.hot_keys, self.idle_seconds, self.clock = warm, cold, hot_keys, idle_seconds, clock
         self.hot_ = OrderedDict()  # key -> [state, last touched, dirty]
+        self.not_cold_ = OrderedDict()  # keys the cold snapshot lacks (it is read-only): a miss does not read it twice
         self.stats_ = {"hot": 0, "warm": 0, "cold": 0, "miss": 0, "demoted": 0}
 
     def _admit(self, key, state, dirty):
@@ -195,9 +196,14 @@ class TieredStore(StateStore):
                 elif s != _TOMBSTONE: out[i] = s; self.stats_["warm"] += 1; self._admit(keys[i], s, False)
                 else: self.stats_["miss"] += 1
             if still and self.cold is not None:
-                for i, s in zip(still, self.cold.get_many([keys[i] for i in still])):
-                    if s is None: self.stats_["miss"] += 1
-                    else: out[i] = s; self.stats_["cold"] += 1; self._admit(keys[i], s, True)
+                known = [i for i in still if keys[i] in self.not_cold_]
+                for i in known: self.not_cold_.move_to_end(keys[i])
+                self.stats_["miss"] += len(known)
+                ask = [i for i in still if keys[i] not in self.not_cold_]
+                for i, s in zip(ask, self.cold.get_many([keys[i] for i in ask]) if ask else []):
+                    if s is not None: out[i] = s; self.stats_["cold"] += 1; self._admit(keys[i], s, True); continue
+                    self.stats_["miss"] += 1; self.not_cold_[keys[i]] = None
+                    if len(self.not_cold_) > self.hot_keys: self.not_cold_.popitem(last=False)
             elif still: self.stats_["miss"] += len(still)
         return out
 
