@@ -1,0 +1,106 @@
+"""Two `loopkit serve` replicas over one registry and one Redis for their online state: an alias move reaches both within
+2 s under load with no failed request, and a user's arm in a canary is the same on both."""
+import threading, time
+
+import httpx
+import pytest
+from conftest import served_process
+
+KEY = "replicas-test-hmac-key-0123456789"
+TOKEN = "replicas-admin-token-0123456789"
+CANDIDATES = [{"item_id": i, "category": ["news", "sports", "music"][i % 3]} for i in range(20)]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    "A registry with v1 (champion) and v2 (no alias), two small models trained on the same synthetic events."
+    from loopkit.features.batch import build_table
+    from loopkit.ingest.privacy import pseudonymize_events
+    from loopkit.ingest.synth import synth_events
+    from loopkit.models.ctr import save_model
+    from loopkit.registry import register
+    from loopkit.training.fit import fit
+    import pyarrow.parquet as pq
+    d = tmp_path_factory.mktemp("replicas")
+    events = pseudonymize_events(synth_events(3000, n_items=20, days=2, seed=4), KEY.encode())
+    pq.write_table(events, d / "events.parquet")
+    spec = build_table(events, d / "features")
+    uri = f"sqlite:///{d / 'mlflow.db'}"
+    for version, (model, auc) in enumerate((("lr", 0.7), ("fm", 0.6)), 1):
+        save_model(fit(d / "features" / "table.parquet", spec, model=model, max_epochs=1).model, d / f"v{version}")
+        assert register(d / f"v{version}", {"auc": auc}, name="ctr", tracking_uri=uri)["version"] == version
+    return d, uri
+
+
+def _replicas(registry, redis_url, *extra):
+    "Two replicas: the first warms the shared online state from the events, the second finds it in Redis."
+    d, uri = registry
+    env = {"LOOPKIT_HMAC_KEY": KEY, "LOOPKIT_ADMIN_TOKEN": TOKEN}
+    common = ["--registry-uri", uri, "--model-name", "ctr", "--log-dir", "", "--k", "5", "--explore", "0", "--poll-interval", "0.5",
+              "--max-skew", "none", *extra]
+    prefix = f"?prefix=replicas-{time.time_ns()}:"
+    first = served_process([*common, "--cache-dir", d / "cache-a", "--state", redis_url + prefix, "--events", d / "events.parquet"], d, env)
+    second = served_process([*common, "--cache-dir", d / "cache-b", "--state", redis_url + prefix], d, env)
+    return first, second
+
+
+def test_an_alias_move_reaches_every_replica_within_2s_under_load(registry, redis_url):
+    from mlflow import MlflowClient
+    _, uri = registry
+    first, second = _replicas(registry, redis_url)
+    with first as a, second as b:
+        failures, served, stop = [], [], threading.Event()
+
+        def load(url, seed):
+            with httpx.Client(base_url=url, timeout=10) as client:
+                i = 0
+                while not stop.is_set():
+                    r = client.post("/rank", json={"user": f"user-{seed}-{i % 50}", "candidates": CANDIDATES, "ts": 1_767_400_000 + i})
+                    if r.status_code != 200: failures.append((url, r.status_code, r.text))
+                    else: served.append((url, time.monotonic(), r.json()["model_version"]))
+                    i += 1
+
+        threads = [threading.Thread(target=load, args=(u, s)) for s, u in enumerate((a, b, a, b))]
+        for t in threads: t.start()
+        try:
+            time.sleep(1.0)
+            assert {httpx.get(u + "/status").json()["champion"] for u in (a, b)} == {"1"}
+            moved = time.monotonic()
+            MlflowClient(uri, uri).set_registered_model_alias("ctr", "champion", "2")
+            reached = {}
+            while len(reached) < 2 and time.monotonic() - moved < 10:
+                for u in (a, b):
+                    if u not in reached and httpx.get(u + "/status").json()["champion"] == "2": reached[u] = time.monotonic() - moved
+                time.sleep(0.05)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads: t.join(30)
+        MlflowClient(uri, uri).set_registered_model_alias("ctr", "champion", "1")
+    assert not failures, failures[:3]
+    assert len(reached) == 2 and max(reached.values()) <= 2.0, f"seconds until each replica served v2: {reached}"
+    for u in (a, b):  # every answer after the move reached that replica came from v2
+        after = [v for url, t, v in served if url == u and t > moved + reached[u] + 0.1]
+        assert after and set(after) == {"2"}, (u, set(after))
+
+
+def test_a_users_arm_is_the_same_on_every_replica(registry, redis_url):
+    from mlflow import MlflowClient
+    _, uri = registry
+    MlflowClient(uri, uri).set_registered_model_alias("ctr", "challenger", "2")
+    try:
+        first, second = _replicas(registry, redis_url, "--rollout", "canary", "--share", "0.3")
+        with first as a, second as b:
+            for u in (a, b):
+                status = httpx.get(u + "/status").json()
+                assert (status["challenger"], status["mode"], status["share"]) == ("2", "canary", 0.3), status
+            arms = {}
+            for u in (a, b):
+                with httpx.Client(base_url=u, timeout=10) as client:
+                    arms[u] = [client.post("/rank", json={"user": f"person-{i}", "candidates": CANDIDATES, "ts": 1_767_400_000}).json()["arms"][0]
+                               for i in range(200)]
+    finally:
+        MlflowClient(uri, uri).delete_registered_model_alias("ctr", "challenger")
+    assert arms[a] == arms[b]
+    share = arms[a].count("challenger") / 200
+    assert 0.2 < share < 0.4, share
