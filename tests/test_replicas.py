@@ -104,3 +104,89 @@ def test_a_users_arm_is_the_same_on_every_replica(registry, redis_url):
     assert arms[a] == arms[b]
     share = arms[a].count("challenger") / 200
     assert 0.2 < share < 0.4, share
+
+
+def test_the_ramp_moves_together_on_every_replica_and_a_promotion_reaches_both(registry, redis_url):
+    """Traffic reaches the first replica only, so only its checks can move the ramp; the second holds the same step within
+    2 s of every move (its ticks read the shared step), and serves the promoted version within 2 s of the first."""
+    from mlflow import MlflowClient
+    _, uri = registry
+    client = MlflowClient(uri, uri)
+    client.set_registered_model_alias("ctr", "champion", "1"); client.set_registered_model_alias("ctr", "challenger", "2")
+    shared = ["--shared-rollout", redis_url, "--rollout", "ramp", "--steps", "0.5,1.0", "--window", "4"]
+    first, second = _replicas(registry, redis_url, *shared)
+    try:
+        with first as a, second as b:
+            failures, stop, seen = [], threading.Event(), {a: [], b: []}
+
+            def load():
+                with httpx.Client(base_url=a, timeout=10) as c:
+                    i = 0
+                    while not stop.is_set():  # no ts: event time is the servers' clock, which ticks the ramp's window
+                        r = c.post("/rank", json={"user": f"user-{i % 400}", "candidates": CANDIDATES})
+                        if r.status_code != 200: failures.append((r.status_code, r.text))
+                        i += 1
+
+            thread = threading.Thread(target=load); thread.start()
+            started = time.monotonic()
+            try:
+                while time.monotonic() - started < 90:
+                    for u in (a, b):
+                        s = httpx.get(u + "/status").json()
+                        seen[u].append((time.monotonic(), s["champion"], s["mode"], s["step"]))
+                    if all(seen[u][-1][1] == "2" for u in (a, b)): break
+                    time.sleep(0.05)
+            finally:
+                stop.set(); thread.join(30)
+    finally:
+        client.set_registered_model_alias("ctr", "champion", "1")
+        try: client.delete_registered_model_alias("ctr", "challenger")
+        except Exception: pass
+    assert not failures, failures[:3]
+
+    def first_time(u, when):
+        return next((t for t, *state in seen[u] if when(*state)), None)
+    for label, when in (("step 1", lambda ch, mode, step: mode == "ramp" and step == 1 or ch == "2"), ("promoted", lambda ch, mode, step: ch == "2")):
+        ta, tb = first_time(a, when), first_time(b, when)
+        assert ta is not None and tb is not None, f"{label}: the first replica at {ta}, the second at {tb}; {seen[a][-1]} {seen[b][-1]}"
+        assert abs(tb - ta) <= 2.0, f"{label}: the second replica followed {tb - ta:.2f} s after the first"
+
+
+def test_a_rollback_on_one_replica_reaches_the_other_within_2s_under_load(registry, redis_url):
+    from mlflow import MlflowClient
+    _, uri = registry
+    client = MlflowClient(uri, uri)
+    client.set_registered_model_alias("ctr", "champion", "1"); client.set_registered_model_alias("ctr", "challenger", "2")
+    first, second = _replicas(registry, redis_url, "--rollout", "canary", "--share", "0.5")
+    try:
+        with first as a, second as b:
+            failures, stop = [], threading.Event()
+
+            def load(url):
+                with httpx.Client(base_url=url, timeout=10) as c:
+                    i = 0
+                    while not stop.is_set():
+                        r = c.post("/rank", json={"user": f"user-{i % 100}", "candidates": CANDIDATES, "ts": 1_767_400_000 + i})
+                        if r.status_code != 200: failures.append((url, r.status_code, r.text))
+                        i += 1
+
+            threads = [threading.Thread(target=load, args=(u,)) for u in (a, b)]
+            for t in threads: t.start()
+            try:
+                time.sleep(1.0)
+                assert [httpx.get(u + "/status").json()["challenger"] for u in (a, b)] == ["2", "2"]
+                r = httpx.post(a + "/admin/retire", json={"why": "a planted failure"}, headers={"Authorization": f"Bearer {TOKEN}"})
+                assert r.status_code == 200, r.text
+                retired, reached = time.monotonic(), None
+                while reached is None and time.monotonic() - retired < 10:
+                    if httpx.get(b + "/status").json()["challenger"] is None: reached = time.monotonic() - retired
+                    time.sleep(0.05)
+                time.sleep(0.3)
+            finally:
+                stop.set()
+                for t in threads: t.join(30)
+    finally:
+        client.set_registered_model_alias("ctr", "champion", "1")
+    assert not failures, failures[:3]
+    assert reached is not None and reached <= 2.0, f"the second replica dropped the challenger after {reached} s"
+    assert client.get_registered_model("ctr").aliases.get("challenger") is None

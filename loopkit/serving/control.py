@@ -8,17 +8,82 @@ Docs: https://loopkit.github.io/loopkit/08_serving/control.html.md"""
 from __future__ import annotations
 import logging
 import math
+import threading
 from dataclasses import replace
 from fastcore.basics import patch
 from .rollout import ArmStats, Rollout, RolloutChecks
 from .sources import RequestError
 
 # %% auto #0
-__all__ = ['RolloutControl']
+__all__ = ['RolloutControl', 'SharedRollout', 'RedisRollout']
 
 # %% ../../nbs/08_serving/07_control.ipynb #76ee92ca
 class RolloutControl:
     "The rollout's control plane, a base of `Service`: set_rollout, tick, promote, retire_challenger, status."
+
+# %% ../../nbs/08_serving/07_control.ipynb #aef7535e
+class SharedRollout:
+    "Where the ramp's position (step, and when it began) is kept per challenger version: in process, for one service."
+    def __init__(self): self.data_, self.lock_ = {}, threading.Lock()
+
+    def join(self, version:str, restart:bool=False) -> tuple:
+        "The (step, step_started) of `version`'s ramp, started at step 0 when nobody had (or when `restart`)."
+        with self.lock_:
+            if restart or version not in self.data_: self.data_[version] = [0, None]
+            return tuple(self.data_[version])
+
+    def read(self, version:str) -> tuple|None:
+        "The (step, step_started) of `version`'s ramp; None when it has none."
+        with self.lock_: return tuple(self.data_[version]) if version in self.data_ else None
+
+    def start_clock(self, version:str, now:float) -> tuple:
+        "Begin the current step's window at `now` unless it has begun; the (step, step_started)."
+        with self.lock_:
+            s = self.data_.setdefault(version, [0, None])
+            if s[1] is None: s[1] = now
+            return tuple(s)
+
+    def advance(self, version:str, step:int, now:float) -> tuple:
+        "Move the ramp from `step` to step + 1 at `now`, unless a replica moved it already; the (step, step_started)."
+        with self.lock_:
+            s = self.data_.setdefault(version, [0, None])
+            if s[0] == step: s[:] = [step + 1, now]
+            return tuple(s)
+
+# %% ../../nbs/08_serving/07_control.ipynb #e1ce0830
+class RedisRollout(SharedRollout):
+    "The ramp's position per challenger version in Redis, shared by every replica; the step moves by an atomic compare-and-set."
+    _ADVANCE = """local s = redis.call('HGET', KEYS[1], 'step')
+if (s == false and ARGV[1] == '0') or s == ARGV[1] then redis.call('HSET', KEYS[1], 'step', tonumber(ARGV[1]) + 1, 'step_started', ARGV[2]) end
+return redis.call('HMGET', KEYS[1], 'step', 'step_started')"""
+
+    def __init__(self, client, # a redis.Redis client
+                 prefix:str="loopkit:rollout:", # namespace of the rollout keys (one hash per challenger version)
+                ):
+        self.client, self.prefix = client, prefix
+        self.advance_ = client.register_script(self._ADVANCE)
+
+    def _state(self, pair) -> tuple:
+        step, started = pair
+        return int(step or 0), (float(started) if started not in (None, b"", "") else None)
+
+    def join(self, version:str, restart:bool=False) -> tuple:
+        key = self.prefix + str(version)
+        if restart: self.client.delete(key)
+        self.client.hsetnx(key, "step", 0)
+        return self._state(self.client.hmget(key, "step", "step_started"))
+
+    def read(self, version:str) -> tuple|None:
+        got = self.client.hmget(self.prefix + str(version), "step", "step_started")
+        return None if got[0] is None else self._state(got)
+
+    def start_clock(self, version:str, now:float) -> tuple:
+        key = self.prefix + str(version)
+        self.client.hsetnx(key, "step", 0); self.client.hsetnx(key, "step_started", repr(float(now)))
+        return self._state(self.client.hmget(key, "step", "step_started"))
+
+    def advance(self, version:str, step:int, now:float) -> tuple:
+        return self._state(self.advance_(keys=[self.prefix + str(version)], args=[str(step), repr(float(now))]))
 
 # %% ../../nbs/08_serving/07_control.ipynb #81e36f76
 @patch
@@ -32,12 +97,14 @@ def _record(self:RolloutControl, what:str, now, why:str, **extra) -> dict:
     return event
 
 @patch
-def _new_rollout(self:RolloutControl, rollout:Rollout, why:str):
-    "Switch to `rollout` with fresh counts for the arms."
+def _new_rollout(self:RolloutControl, rollout:Rollout, why:str, restart:bool=False):
+    "Switch to `rollout` with fresh counts for the arms; a ramp joins the shared position of its challenger (`restart`: from step 0)."
     r = replace(rollout)
-    if r.mode == "ramp": r.share = r.steps[0]
+    step, started, ch = 0, None, self.scorers_.get("challenger")
+    if r.mode == "ramp" and ch is not None: step, started = self.shared_.join(ch.version, restart)
+    if r.mode == "ramp": step = min(step, len(r.steps) - 1); r.share = r.steps[step]
     elif r.mode in ("off", "shadow"): r.share = 0.0
-    self.rollout_, self.step_, self.step_started_, self.rollout_started_ = r, 0, None, self.clock_
+    self.rollout_, self.step_, self.step_started_, self.rollout_started_ = r, step, started, self.clock_
     self.stats_ = {a: ArmStats() for a in ("champion", "challenger", "shadow", "explore")}
     self._record("start", self.clock_, why)
 
@@ -59,7 +126,7 @@ def set_rollout(self:RolloutControl,
     with self.lock_:
         if mode != "off" and "challenger" not in self.scorers_:
             raise RequestError(f"no challenger to {mode}: give a version the 'challenger' alias and reload", 409)
-        self._new_rollout(r, f"set_rollout {mode}")
+        self._new_rollout(r, f"set_rollout {mode}", restart=True)
     return self.status()
 
 # %% ../../nbs/08_serving/07_control.ipynb #7a91a71d
@@ -121,16 +188,22 @@ def tick(self:RolloutControl,
     with self.lock_:
         now = self._now(now)
         self._expire(now)
-        r = self.rollout_
-        if "challenger" in self.scorers_ and r.mode in ("canary", "ramp"):
-            if self.step_started_ is None: self.step_started_ = now
+        r, ch = self.rollout_, self.scorers_.get("challenger")
+        if ch is not None and r.mode in ("canary", "ramp"):
+            if r.mode == "ramp":  # where the replicas' shared ramp stands (another may have moved it)
+                step, started = self.shared_.read(ch.version) or (self.step_, self.step_started_)
+                if step > self.step_ and step < len(r.steps):
+                    self.step_, r.share = step, r.steps[step]; self._record("advance", now, "moved by another replica")
+                self.step_started_ = started
+            if self.step_started_ is None:
+                self.step_started_ = self.shared_.start_clock(ch.version, now)[1] if r.mode == "ramp" else now
             failure = self._failed_check()
             c = r.checks
             judged = self.stats_["challenger"].impressions >= c.min_impressions and self.stats_["champion"].impressions >= c.min_impressions
             if failure: action = ("rollback", failure)
             elif r.mode == "ramp" and now - self.step_started_ >= r.window and judged:
                 if self.step_ + 1 < len(r.steps):
-                    self.step_ += 1; r.share = r.steps[self.step_]; self.step_started_ = now
+                    self.step_, self.step_started_ = self.shared_.advance(ch.version, self.step_, now); r.share = r.steps[self.step_]
                     self._record("advance", now, f"checks held for {r.window:g} s at {r.steps[self.step_ - 1]:.0%}")
                 else: action = ("promote", f"ramp {'/'.join(f'{s:.0%}' for s in r.steps)} completed with every check holding")
     if action is not None: (self.retire_challenger if action[0] == "rollback" else self.promote)(action[1], now)

@@ -23,7 +23,8 @@ from typing import Annotated, Literal
 from .rollout import Exploration, Rollout, ROLLOUT_MODES
 from .scoring import warm_features
 from ..features.online import OnlineFeatures
-from ..features.stores import state_store
+from ..features.stores import redis_store, state_store
+from .control import RedisRollout
 from .service import Service
 from .sources import LocalModels, RegistryModels, RequestError
 from .hybrid import HybridRouting
@@ -202,6 +203,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", default="0.05,0.25,0.5,1.0", help="ramp shares, comma separated")
     p.add_argument("--window", type=float, default=3600.0, help="seconds each ramp step is held")
     p.add_argument("--poll-interval", type=float, default=10.0, help="seconds between alias polls")
+    p.add_argument("--shared-rollout", default=None, help="redis://host:port/db where replicas keep the ramp's step (with --poll-interval "
+                   "of a second or two, every replica serves the same versions at the same step); none: this process's own")
     p.add_argument("--max-skew", type=_skew, default=300.0, help="seconds a request's ts may run ahead of the server's clock "
                    "('none' trusts every ts: a replay of recorded traffic)")
     p.add_argument("--teacher-dir", default=None, help="with --model-dir: the big model the champion was distilled from (hybrid inference)")
@@ -227,7 +230,8 @@ def service_from_args(argv:list[str]|None=None, # command-line words after `loop
     svc = Service(models, features, log_dir=a.log_dir or None, k=a.k,
                   exploration=Exploration(epsilon=a.explore) if a.explore > 0 else None,
                   rollout=Rollout(a.rollout, a.share if a.rollout == "canary" else 0.0, steps, a.window),
-                  hybrid=HybridRouting(budget_ms=a.hybrid_budget_ms) if a.hybrid or a.teacher_dir else None, max_skew=a.max_skew)
+                  hybrid=HybridRouting(budget_ms=a.hybrid_budget_ms) if a.hybrid or a.teacher_dir else None, max_skew=a.max_skew,
+                  shared=RedisRollout(redis_store(a.shared_rollout).client, f"loopkit:rollout:{a.model_name}:") if a.shared_rollout else None)
     return svc, dict(host=a.host, port=a.port, poll_interval=a.poll_interval)
 
 # %% ../../nbs/08_serving/08_http.ipynb #0e8ee563

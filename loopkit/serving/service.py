@@ -26,7 +26,7 @@ from .rollout import ArmStats, Exploration, Rollout, ROLLOUT_MODES, RolloutCheck
 from ..schema import item_key
 from .scoring import keyed_candidates, lookup_rows, request_rows, Scorer
 from .sources import ModelSource, RequestError
-from .control import RolloutControl
+from .control import RolloutControl, SharedRollout
 from .hybrid import HybridRouting
 
 # %% auto #0
@@ -56,10 +56,12 @@ class Service(RolloutControl):
                  clock=time.time, # the time when a call passes no ts
                  hybrid:HybridRouting|None=None, # route cold or uncertain requests to the `teacher` alias; None: the champion answers all
                  max_skew:float|None=300.0, # seconds a call's ts may run ahead of clock(); None trusts every ts (a replay with its own clock)
+                 shared:SharedRollout|None=None, # where replicas keep the ramp's position (RedisRollout); this process's own when None
                 ):
         self.models, self.features, self.key, self.log_dir, self.k = models, features, key, log_dir, k
         self.exploration, self.rollout, self.max_candidates, self.feedback_window = exploration, rollout, max_candidates, feedback_window
         self.on_promote, self.on_rollback, self.clock, self.hybrid, self.max_skew = on_promote, on_rollback, clock, hybrid, max_skew
+        self.shared = shared
 
     def start(self) -> Service:
         "Load the models and set up state now (otherwise the first call does); return self."
@@ -71,6 +73,7 @@ class Service(RolloutControl):
         self.feature_names_ = [f.name for f in defs]
         self.key_ = hmac_key() if self.key is None else self.key
         self.default_rollout_ = (self.rollout or Rollout()).check()
+        self.shared_ = SharedRollout() if self.shared is None else self.shared
         self.rollout_ = replace(self.default_rollout_)
         self.metrics_ = ServingMetrics()
         self.log_ = ServeLog(self.log_dir, key_fingerprint=key_fingerprint(self.key_)) if self.log_dir is not None else None
