@@ -190,3 +190,15 @@ def test_a_rollback_on_one_replica_reaches_the_other_within_2s_under_load(regist
     assert not failures, failures[:3]
     assert reached is not None and reached <= 2.0, f"the second replica dropped the challenger after {reached} s"
     assert client.get_registered_model("ctr").aliases.get("challenger") is None
+
+
+def test_the_redis_rollout_answers_as_the_in_process_one(redis_url):
+    import redis
+    from loopkit.serving.control import RedisRollout, SharedRollout
+    mine, shared = SharedRollout(), RedisRollout(redis.Redis.from_url(redis_url), f"rollout-test-{time.time_ns()}:")
+    def run(board):
+        return [board.read("7"), board.join("7"), board.start_clock("7", 100.0), board.start_clock("7", 150.0),
+                board.advance("7", 0, 200.0), board.advance("7", 0, 250.0),  # a second replica, one step late: no move
+                board.advance("7", 1, 300.5), board.read("7"), board.join("7"), board.join("7", restart=True), board.advance("8", 0, 5.0)]
+    assert run(shared) == run(mine) == [None, (0, None), (0, 100.0), (0, 100.0), (1, 200.0), (1, 200.0), (2, 300.5), (2, 300.5),
+                                        (2, 300.5), (0, None), (1, 5.0)]
