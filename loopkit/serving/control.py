@@ -64,25 +64,30 @@ return redis.call('HMGET', KEYS[1], 'step', 'step_started')"""
         self.advance_ = client.register_script(self._ADVANCE)
 
     def _state(self, pair) -> tuple:
+        "(step, step_started) from the hash's two fields as Redis returns them."
         step, started = pair
         return int(step or 0), (float(started) if started not in (None, b"", "") else None)
 
     def join(self, version:str, restart:bool=False) -> tuple:
+        "The shared (step, step_started) of `version`'s ramp, started at step 0 when no replica had (or when `restart`)."
         key = self.prefix + str(version)
         if restart: self.client.delete(key)
         self.client.hsetnx(key, "step", 0)
         return self._state(self.client.hmget(key, "step", "step_started"))
 
     def read(self, version:str) -> tuple|None:
+        "The shared (step, step_started) of `version`'s ramp; None when no replica started one."
         got = self.client.hmget(self.prefix + str(version), "step", "step_started")
         return None if got[0] is None else self._state(got)
 
     def start_clock(self, version:str, now:float) -> tuple:
+        "Begin the current step's window at `now` unless a replica began it; the shared (step, step_started)."
         key = self.prefix + str(version)
         self.client.hsetnx(key, "step", 0); self.client.hsetnx(key, "step_started", repr(float(now)))
         return self._state(self.client.hmget(key, "step", "step_started"))
 
     def advance(self, version:str, step:int, now:float) -> tuple:
+        "Move the shared step from `step` to step + 1 at `now` in one atomic script, unless a replica moved it; the result."
         return self._state(self.advance_(keys=[self.prefix + str(version)], args=[str(step), repr(float(now))]))
 
 # %% ../../nbs/08_serving/07_control.ipynb #81e36f76
