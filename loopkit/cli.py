@@ -227,8 +227,7 @@ def cmd_watch(args):
                  sustain=args.sustain, window=args.window, min_rows=args.min_rows, feedback_lag=args.feedback_lag,
                  poll_seconds=args.poll_seconds, max_polls=args.max_polls, until_outcome=args.until_outcome,
                  on_step=lambda s: print(json.dumps(s, default=str), flush=True))
-    steps, phase, outcome = getattr(loop, "steps_", []), getattr(loop, "phase_", "serve"), getattr(loop, "outcome_", None)  # none before a first read
-    print(f"watch: {len(steps)} step(s); phase {phase}; outcome {outcome or '-'}", file=sys.stderr)
+    print(f"watch: {len(loop.steps_)} step(s); phase {loop.phase_}; outcome {loop.outcome_ or '-'}", file=sys.stderr)
     return 0
 
 # %% ../nbs/12_cli.ipynb #76eacd51

@@ -220,46 +220,45 @@ def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.sa
         client, uri = _client(tracking_uri)
         same = _registered_as(client, name, registration)
         if same is not None:  # the same model, metrics and verdict again (a rerun): the version it already is, aliases untouched
-            info = _version_info(client, same)
-            return {"name": name, "version": info["version"], "alias": None, "champion": info["version"] == (champion(name, uri) or {}).get("version"),
-                    "already_registered": True, "previous_champion": None, "metric": metric, "value": value, "previous_value": None,
-                    "run_id": same.run_id, "model_uri": f"models:/{name}/{info['version']}", "gate": same.tags.get("loopkit.gate"),
-                    "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}}
-        own_run = run_id is None
-        run_id = run_id or _new_run(client, uri, experiment)
-        with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "loopkit_pyfunc.py").write_text(_PYFUNC_CODE)
-            example = input_example(model)
-            mlflow.pyfunc.save_model(Path(tmp) / "model", python_model=str(Path(tmp) / "loopkit_pyfunc.py"),
-                                     artifacts={"model_dir": str(model_dir.resolve())}, pip_requirements=["loopkit"],
-                                     signature=infer_signature(example, model.predict_frame(example)), input_example=example)
-            client.log_artifacts(run_id, str(Path(tmp) / "model"), "model")
-            for fname, obj in (("gate.json", gate), ("lineage.json", lineage)):
-                if obj is not None:
-                    (Path(tmp) / fname).write_text(json.dumps(obj, indent=1, default=str))
-                    client.log_artifact(run_id, str(Path(tmp) / fname), "lineage")
-        if reference is not None: client.log_artifact(run_id, str(reference), "lineage")
-        if own_run: client.set_terminated(run_id)
-        try: client.get_registered_model(name)
-        except MlflowException: client.create_registered_model(name)
-        tags = {k: str(v) for k, v in metrics.items()}
-        tags.update({"loopkit.model": model.name, "loopkit.metric": metric, "loopkit.model_fingerprint": model_fp,
-                     "loopkit.registration": registration})
-        feature_set = model_dir / "feature_set.json"  # the train stage records the features' version next to the model
-        if feature_set.exists(): tags["loopkit.feature_set_version"] = str(json.loads(feature_set.read_text()).get("feature_set_version"))
-        tags.update(_lineage_tags(lineage))
-        if gate is not None: tags["loopkit.gate"] = gate["verdict"]
-        if reference is not None: tags["loopkit.reference"] = f"lineage/{Path(reference).name}"
-        for k in ("loopkit.feature_set_version", "loopkit.gate", "loopkit.code_version", "loopkit.data_fingerprint", "loopkit.pipeline_run_id"):
-            if k in tags: client.set_tag(run_id, k, tags[k])
-        mv = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id, tags=tags)
-        previous = champion(name, uri)
-        previous_value = previous["metrics"].get(metric) if previous else None
-        if previous is None: alias = "champion" if gate is None or gate["verdict"] == "blessed" else None
-        elif gate is not None: alias = "challenger" if gate["verdict"] == "blessed" else None
-        else: alias = "champion" if previous_value is None or (value > previous_value if higher_is_better else value < previous_value) else None
-        if alias: _move_alias(client, name, alias, mv.version, why=f"registered ({'gate ' + gate['verdict'] if gate else metric + ' ' + str(value)})", kind="register")
-    return {"name": name, "version": int(mv.version), "alias": alias, "champion": alias == "champion", "already_registered": False,
+            mv, alias, previous, previous_value, run_id = same, None, None, None, same.run_id
+            is_champion = int(same.version) == (champion(name, uri) or {}).get("version")
+        else:
+            own_run = run_id is None
+            run_id = run_id or _new_run(client, uri, experiment)
+            with tempfile.TemporaryDirectory() as tmp:
+                (Path(tmp) / "loopkit_pyfunc.py").write_text(_PYFUNC_CODE)
+                example = input_example(model)
+                mlflow.pyfunc.save_model(Path(tmp) / "model", python_model=str(Path(tmp) / "loopkit_pyfunc.py"),
+                                         artifacts={"model_dir": str(model_dir.resolve())}, pip_requirements=["loopkit"],
+                                         signature=infer_signature(example, model.predict_frame(example)), input_example=example)
+                client.log_artifacts(run_id, str(Path(tmp) / "model"), "model")
+                for fname, obj in (("gate.json", gate), ("lineage.json", lineage)):
+                    if obj is not None:
+                        (Path(tmp) / fname).write_text(json.dumps(obj, indent=1, default=str))
+                        client.log_artifact(run_id, str(Path(tmp) / fname), "lineage")
+            if reference is not None: client.log_artifact(run_id, str(reference), "lineage")
+            if own_run: client.set_terminated(run_id)
+            try: client.get_registered_model(name)
+            except MlflowException: client.create_registered_model(name)
+            tags = {k: str(v) for k, v in metrics.items()}
+            tags.update({"loopkit.model": model.name, "loopkit.metric": metric, "loopkit.model_fingerprint": model_fp,
+                         "loopkit.registration": registration})
+            feature_set = model_dir / "feature_set.json"  # the train stage records the features' version next to the model
+            if feature_set.exists(): tags["loopkit.feature_set_version"] = str(json.loads(feature_set.read_text()).get("feature_set_version"))
+            tags.update(_lineage_tags(lineage))
+            if gate is not None: tags["loopkit.gate"] = gate["verdict"]
+            if reference is not None: tags["loopkit.reference"] = f"lineage/{Path(reference).name}"
+            for k in ("loopkit.feature_set_version", "loopkit.gate", "loopkit.code_version", "loopkit.data_fingerprint", "loopkit.pipeline_run_id"):
+                if k in tags: client.set_tag(run_id, k, tags[k])
+            mv = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id, tags=tags)
+            previous = champion(name, uri)
+            previous_value = previous["metrics"].get(metric) if previous else None
+            if previous is None: alias = "champion" if gate is None or gate["verdict"] == "blessed" else None
+            elif gate is not None: alias = "challenger" if gate["verdict"] == "blessed" else None
+            else: alias = "champion" if previous_value is None or (value > previous_value if higher_is_better else value < previous_value) else None
+            if alias: _move_alias(client, name, alias, mv.version, why=f"registered ({'gate ' + gate['verdict'] if gate else metric + ' ' + str(value)})", kind="register")
+            is_champion = alias == "champion"
+    return {"name": name, "version": int(mv.version), "alias": alias, "champion": is_champion, "already_registered": same is not None,
             "previous_champion": previous["version"] if previous else None, "metric": metric, "value": value,
             "previous_value": previous_value, "run_id": run_id, "model_uri": f"models:/{name}/{mv.version}",
             "gate": gate["verdict"] if gate else None,

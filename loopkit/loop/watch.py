@@ -116,6 +116,7 @@ def watch(service:RemoteService, # the running service
     "Poll the serving log and drive the loop controller over the running service; return the controller."
     monitor = DriftMonitor(reference_for(reference, columns), threshold=threshold, sustain=sustain, window=window, min_rows=min_rows)
     loop = LoopController(service, monitor, retrain, policy, on_step)
+    loop._setup()  # its phase and steps exist from the start, also when the log never yields a row to read
     read_to, polls = None, 0
     while max_polls is None or polls < max_polls:
         service.flush_log()

@@ -347,9 +347,9 @@ def tune(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pa
     if n_workers < 1: raise ValueError(f"tune: n_workers={n_workers} must be at least 1")
     if n_workers > 1 and storage is None and out_dir is None:
         raise ValueError("tune: n_workers > 1 needs a study the workers share: pass storage (an RDB URL) or out_dir (a SQLite file there)")
-    workers_args = dict(spec=spec, space=space, n_trials=n_trials, max_epochs=max_epochs, seed=seed, study_name=study_name, pruner=pruner,
+    workers_args = dict(space=space, n_trials=n_trials, max_epochs=max_epochs, seed=seed, study_name=study_name, pruner=pruner,
                         sampler=sampler, model=model, lr=lr, batch_size=batch_size, patience=patience, tracking_uri=tracking_uri,
-                        parent_run_id=parent_run_id, progress=False, worker_only=True)
+                        progress=False, worker_only=True)  # the table, spec, storage and parent run are added once resolved
     table, spec = read_features(table, spec)  # read once, not once per trial
     study_name = study_name or "loopkit-tune"
     shared = storage is not None or n_workers > 1 or worker_only
