@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # Debian packages the suite uses, installed when missing in one apt run: headless Chromium and its driver (the docs site's
-# browser test), redis-server (shared online state) and PostgreSQL (a shared tracking store). Tests start and stop them.
-DEBS := chromium:chromium chromedriver:chromium-driver redis-server:redis-server initdb:postgresql
+# browser test), redis-server (shared online state), PostgreSQL (a shared tracking store) and a Java runtime (Spark in
+# local mode, for the features stage's engine: spark). Tests start and stop them.
+DEBS := chromium:chromium chromedriver:chromium-driver redis-server:redis-server initdb:postgresql java:openjdk-17-jre-headless
 system:
 	@missing=""; for pair in $(DEBS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null || ls /usr/lib/postgresql/*/bin/$$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \

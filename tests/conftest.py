@@ -81,13 +81,13 @@ def free_port() -> int:
 
 
 class served_process:
-    "`loopkit serve ARGS` on a free loopback port, up (GET /healthz answers) inside the `with`, stopped by its pid after it."
-    def __init__(self, args, cwd, env):
-        self.args, self.cwd, self.env = list(map(str, args)), cwd, env
+    "`loopkit serve ARGS` on `port` (a free loopback port when None), up (GET /healthz answers) inside the `with`, stopped by its pid after it."
+    def __init__(self, args, cwd, env, port=None):
+        self.args, self.cwd, self.env, self.port = list(map(str, args)), cwd, env, port
 
     def __enter__(self) -> str:
         import time, httpx
-        port = free_port()
+        port = self.port or free_port()
         self.proc = subprocess.Popen([str(LOOPKIT), "serve", "--port", str(port), *self.args], cwd=self.cwd, env={**os.environ, **self.env},
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         url, deadline = f"http://127.0.0.1:{port}", time.time() + 120

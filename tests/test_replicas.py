@@ -32,15 +32,15 @@ def registry(tmp_path_factory):
     return d, uri
 
 
-def _replicas(registry, redis_url, *extra):
-    "Two replicas: the first warms the shared online state from the events, the second finds it in Redis."
+def _replicas(registry, redis_url, *extra, port=None):
+    "Two replicas (on one shared port when given): the first warms the shared online state from the events, the second finds it in Redis."
     d, uri = registry
     env = {"LOOPKIT_HMAC_KEY": KEY, "LOOPKIT_ADMIN_TOKEN": TOKEN}
     common = ["--registry-uri", uri, "--model-name", "ctr", "--log-dir", "", "--k", "5", "--explore", "0", "--poll-interval", "0.5",
               "--max-skew", "none", *extra]
     prefix = f"?prefix=replicas-{time.time_ns()}:"
-    first = served_process([*common, "--cache-dir", d / "cache-a", "--state", redis_url + prefix, "--events", d / "events.parquet"], d, env)
-    second = served_process([*common, "--cache-dir", d / "cache-b", "--state", redis_url + prefix], d, env)
+    first = served_process([*common, "--cache-dir", d / "cache-a", "--state", redis_url + prefix, "--events", d / "events.parquet"], d, env, port)
+    second = served_process([*common, "--cache-dir", d / "cache-b", "--state", redis_url + prefix], d, env, port)
     return first, second
 
 
@@ -82,6 +82,35 @@ def test_an_alias_move_reaches_every_replica_within_2s_under_load(registry, redi
     for u in (a, b):  # every answer after the move reached that replica came from v2
         after = [v for url, t, v in served if url == u and t > moved + reached[u] + 0.1]
         assert after and set(after) == {"2"}, (u, set(after))
+
+
+def test_replicas_share_one_port_and_give_a_user_one_arm(registry, redis_url):
+    "Two replicas bound with --reuse-port: the kernel spreads connections over both, and a user's canary arm is the same from either."
+    from conftest import free_port
+    from mlflow import MlflowClient
+    _, uri = registry
+    MlflowClient(uri, uri).set_registered_model_alias("ctr", "challenger", "2")
+    port = free_port()
+    try:
+        first, second = _replicas(registry, redis_url, "--reuse-port", "--rollout", "canary", "--share", "0.3", port=port)
+        with first as url, second:
+            replicas, arms, served_by = set(), {}, {}
+            deadline = time.monotonic() + 60
+            while len(replicas) < 2 and time.monotonic() < deadline:  # each fresh connection lands on one of them
+                replicas.add(httpx.get(url + "/status").json()["replica"])
+            assert len(replicas) == 2, replicas
+            for i in range(160):
+                with httpx.Client(base_url=url, timeout=10) as client:  # a new connection per request
+                    who = client.get("/status").json()["replica"]
+                    r = client.post("/rank", json={"user": f"person-{i % 40}", "candidates": CANDIDATES, "ts": 1_767_400_000})
+                    assert r.status_code == 200, r.text
+                    arms.setdefault(f"person-{i % 40}", set()).add(r.json()["arm"])
+                    served_by.setdefault(f"person-{i % 40}", set()).add(who)
+    finally:
+        MlflowClient(uri, uri).delete_registered_model_alias("ctr", "challenger")
+    assert sum(len(v) == 2 for v in served_by.values()) >= 10, served_by   # most users reached both replicas ...
+    assert all(len(v) == 1 for v in arms.values()), {k: v for k, v in arms.items() if len(v) > 1}   # ... and kept one arm
+    assert {a for v in arms.values() for a in v} == {"champion", "challenger"}
 
 
 def test_a_users_arm_is_the_same_on_every_replica(registry, redis_url):

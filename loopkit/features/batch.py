@@ -7,7 +7,7 @@ Docs: https://loopkit.github.io/loopkit/03_features/batch.html.md"""
 # %% ../../nbs/03_features/02_batch.ipynb #237e5442
 from __future__ import annotations
 import duckdb
-import json
+import json, shutil
 import pyarrow as pa
 from pathlib import Path
 from .definitions import default_features, Transform, _q
@@ -108,14 +108,22 @@ def build_table(events, # parquet path, pyarrow Table or pandas DataFrame in the
                 features:list|None=None, # feature definitions; `default_features(columns)` when None
                 fractions:tuple=(0.7, 0.1, 0.2), # train, valid, test shares of the time-ordered events
                 since:int|str|None=None, # events before this time (unix s or ISO) feed the features only: split 'history'
+                engine:str="duckdb", # "duckdb" (in process) or "spark" (the same SQL on Apache Spark: `loopkit.features.spark`)
                ) -> dict:
     "Write `table.parquet` (events, time split, point-in-time features) and `spec.json` to `out_dir`; return the spec."
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-9:
         raise ValueError(f"build_table: fractions {fractions} must be three non-negative shares (train, valid, test) summing to 1")
+    if engine not in ("duckdb", "spark"): raise ValueError(f"build_table: engine={engine!r} is not one of 'duckdb', 'spark'")
+    if engine == "spark" and not isinstance(events, (str, Path)):
+        raise ValueError("build_table(engine='spark') reads the events from parquet files; pass their path (a file, a folder or a glob)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
-    source = events_view(con, events)
+    if engine == "spark":  # DuckDB only reads the columns' names and counts here: streamed from the files, not loaded
+        from .spark import parquet_glob
+        source = parquet_glob(events)
+        con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{source.replace(chr(39), chr(39) * 2)}')")
+    else: source = events_view(con, events)
     columns = _columns(con, "events")
     missing = [c for c in ("event_id", "ts", "user_id", "item_id", "click") if c not in columns]
     if missing: raise ValueError(f"build_table: events from {source} lack column(s) {missing}; run the validate stage first")
@@ -139,10 +147,14 @@ def build_table(events, # parquet path, pyarrow Table or pandas DataFrame in the
     meta = {"loopkit.feature_set_version": version,
             "loopkit.features": json.dumps({f.name: definition_hash(f) for f in features}, sort_keys=True)}
     kv = ", ".join(f"'{k}': '{v.replace(chr(39), chr(39) * 2)}'" for k, v in meta.items())
-    table_path = out_dir / "table.parquet"
-    con.execute(f"COPY ({steps}SELECT {outer} FROM {last} ORDER BY ts, event_id) "
-                f"TO '{str(table_path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, KV_METADATA {{{kv}}})")
+    table_path, query = out_dir / "table.parquet", f"{steps}SELECT {outer} FROM {last} ORDER BY ts, event_id"
+    if engine == "spark":  # Spark writes its parts; the table file the later stages read is assembled from them in order
+        from .spark import spark_table
+        parts = spark_table(query, events, out_dir / ".spark-table")
+        query = f"SELECT * FROM read_parquet('{(parts / '*.parquet').as_posix().replace(chr(39), chr(39) * 2)}') ORDER BY ts, event_id"
+    con.execute(f"COPY ({query}) TO '{str(table_path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, KV_METADATA {{{kv}}})")
     con.close()
+    if engine == "spark": shutil.rmtree(parts)
     spec = dict(label="click", time="ts", user="user_id", item="item_id", categorical=categorical, numeric=numeric,
                 feature_set_version=version)
     (out_dir / "spec.json").write_text(json.dumps(spec, indent=2) + "\n")

@@ -8,13 +8,14 @@ Docs: https://loopkit.github.io/loopkit/04_models/encoder.html.md"""
 from __future__ import annotations
 import json
 import numpy as np
+import pyarrow.parquet as pq
 import pandas as pd
 import torch
 from fastcore.basics import patch
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['unpack_batch', 'FeatureEncoder', 'read_features', 'rows_of_split']
+__all__ = ['unpack_batch', 'FeatureEncoder', 'read_features', 'rows_of_split', 'check_features_file', 'split_sizes']
 
 # %% ../../nbs/04_models/01_encoder.ipynb #f361a061
 def unpack_batch(batch:dict|tuple|list, # {"cat", "num", "label"} or (cat, num[, label])
@@ -29,9 +30,15 @@ def unpack_batch(batch:dict|tuple|list, # {"cat", "num", "label"} or (cat, num[,
     raise ValueError(f"a loopkit batch is a dict with keys 'cat', 'num', 'label' or a tuple (cat, num[, label]); got {type(batch).__name__}")
 
 # %% ../../nbs/04_models/01_encoder.ipynb #48036635
+def _vocab_key(v):
+    "A value as FeatureEncoder vocabularies hold it: numbers and booleans as they are, anything else as a string."
+    if v is None or isinstance(v, (bool, int, float, np.integer, np.floating, np.bool_)): return v
+    return str(v)
+
 def _as_keys(col:pd.Series) -> pd.Series:
     "Vocabulary keys of a column: numbers and booleans as they are, anything else as strings."
     if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col): return col
+    if col.dtype == object: return col.map(_vocab_key)  # mixed values, e.g. booleans with nulls: each as serving keys it
     return col.astype("string").astype(object).where(col.notna(), None)
 
 # %% ../../nbs/04_models/01_encoder.ipynb #574728b6
@@ -53,14 +60,20 @@ class FeatureEncoder:
         "Learn vocabularies and numeric mean/std from `df` (the training split)."
         self._check_columns(df)
         if len(df) == 0: raise ValueError("FeatureEncoder.fit: the training table is empty; check the 'split' column has 'train' rows")
-        self.vocab_ = {}
+        return self._learn(lambda col: df[col])
+
+    def _learn(self, column) -> FeatureEncoder:
+        "Learn from `column(name) -> Series`, one column at a time (what `fit` and `fit_file` share, so they agree exactly)."
+        self.vocab_, mean, std = {}, [], []
         for col in self.categorical:
-            counts = _as_keys(df[col]).value_counts(dropna=True)
+            counts = _as_keys(column(col)).value_counts(dropna=True)
             counts = counts[counts >= self.min_count].sort_index(kind="stable").sort_values(ascending=False, kind="stable")
             self.vocab_[col] = counts.index.tolist()
-        x = df[self.numeric].to_numpy(dtype=np.float64, na_value=np.nan) if self.numeric else np.zeros((len(df), 0))
-        with np.errstate(all="ignore"):
-            mean, std = np.nanmean(x, axis=0), np.nanstd(x, axis=0)
+        for col in self.numeric:
+            x = column(col).to_numpy(dtype=np.float64, na_value=np.nan)
+            with np.errstate(all="ignore"):
+                mean.append(np.nanmean(x) if np.isfinite(x).any() else np.nan); std.append(np.nanstd(x) if np.isfinite(x).any() else np.nan)
+        mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
         self.mean_ = np.where(np.isfinite(mean), mean, 0.0).tolist()
         self.std_ = np.where(np.isfinite(std) & (std > 0), std, 1.0).tolist()
         return self
@@ -84,7 +97,7 @@ class FeatureEncoder:
     def _scale(self, x:np.ndarray) -> torch.Tensor:
         "Standardise raw numeric values with the training mean and std; missing or infinite values become 0."
         x = np.nan_to_num((x - np.asarray(self.mean_)) / np.asarray(self.std_), nan=0.0, posinf=0.0, neginf=0.0)
-        return torch.from_numpy(x.astype(np.float32))
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))  # row-major whatever pandas held: the kernels' rounding depends on the layout
 
     def to_dict(self) -> dict:
         "The fitted encoder as a JSON-ready dict."
@@ -99,11 +112,6 @@ class FeatureEncoder:
         return enc
 
 # %% ../../nbs/04_models/01_encoder.ipynb #f088979d
-def _vocab_key(v):
-    "A value as FeatureEncoder vocabularies hold it: numbers and booleans as they are, anything else as a string."
-    if v is None or isinstance(v, (bool, int, float, np.integer, np.floating, np.bool_)): return v
-    return str(v)
-
 _PLAIN = (str, int, type(None))  # already vocabulary keys as they are
 
 @patch
@@ -134,15 +142,21 @@ def read_features(table:str|Path|pd.DataFrame, # table.parquet path, or the tabl
     if isinstance(table, (str, Path)):
         if not Path(table).exists(): raise FileNotFoundError(f"features table {table} does not exist; run the features stage first")
         table = pd.read_parquet(table)
+    _check_against_spec(list(table.columns), spec, where)
+    _check_labels(table[spec["label"]], spec["label"], where)
+    return table, spec
+
+def _check_against_spec(columns:list, spec:dict, where:str):
+    "Refuse a spec without its keys, or a table without the columns its spec names."
     missing_keys = [k for k in ("label", "categorical", "numeric") if k not in spec]
     if missing_keys: raise ValueError(f"spec lacks {missing_keys}; a features spec has 'label', 'categorical' and 'numeric'")
-    needed = [spec["label"], "split", *spec["categorical"], *spec["numeric"]]
-    missing = [c for c in needed if c not in table.columns]
-    if missing: raise ValueError(f"{where} lacks column(s) {missing} that its spec names; it has {list(table.columns)}")
-    labels = table[spec["label"]]
+    missing = [c for c in [spec["label"], "split", *spec["categorical"], *spec["numeric"]] if c not in columns]
+    if missing: raise ValueError(f"{where} lacks column(s) {missing} that its spec names; it has {list(columns)}")
+
+def _check_labels(labels:pd.Series, name:str, where:str):
+    "Refuse a label column holding anything but 0 and 1."
     if labels.isna().any() or not labels.isin([0, 1]).all():
-        raise ValueError(f"label column {spec['label']!r} in {where} must hold only 0/1; found {sorted(labels.dropna().unique().tolist())[:5]} and {int(labels.isna().sum())} missing")
-    return table, spec
+        raise ValueError(f"label column {name!r} in {where} must hold only 0/1; found {sorted(labels.dropna().unique().tolist())[:5]} and {int(labels.isna().sum())} missing")
 
 # %% ../../nbs/04_models/01_encoder.ipynb #5a46f721
 def rows_of_split(table:pd.DataFrame, # a features table with a 'split' column
@@ -153,3 +167,72 @@ def rows_of_split(table:pd.DataFrame, # a features table with a 'split' column
     if len(rows) == 0:
         raise ValueError(f"the features table has no rows with split == {split!r}; splits present: {sorted(table['split'].unique().tolist())}")
     return rows
+
+# %% ../../nbs/04_models/01_encoder.ipynb #20037d8d
+def check_features_file(table:str|Path, # a features table.parquet
+                        spec:str|Path|dict, # spec.json path, or the spec itself
+                       ) -> dict:
+    "Cross-check a features parquet file and its spec reading only the schema and the label column; return the spec."
+    if isinstance(spec, (str, Path)):
+        if not Path(spec).exists(): raise FileNotFoundError(f"spec file {spec} does not exist; the features stage writes spec.json next to table.parquet")
+        spec = json.loads(Path(spec).read_text())
+    if not Path(table).exists(): raise FileNotFoundError(f"features table {table} does not exist; run the features stage first")
+    _check_against_spec(pq.read_schema(table).names, spec, str(table))
+    _check_labels(pq.read_table(table, columns=[spec["label"]]).column(0).to_pandas(), spec["label"], str(table))
+    return spec
+
+def split_sizes(table:str|Path, # a features table.parquet
+               ) -> dict:
+    "Rows per split of a features parquet file, reading only its `split` column."
+    counts = pq.read_table(table, columns=["split"]).column(0).value_counts().to_pylist()
+    return {c["values"]: c["counts"] for c in counts}
+
+# %% ../../nbs/04_models/01_encoder.ipynb #2a4a44ef
+def _split_column(table:str|Path, split:str, column:str) -> pd.Series:
+    "One column of one split of a parquet table, in table order."
+    return pq.read_table(table, columns=[column], filters=[("split", "==", split)]).column(0).to_pandas()
+
+@patch
+def fit_file(self:FeatureEncoder,
+             table:str|Path, # a features table.parquet
+             split:str="train", # the rows to learn from
+            ) -> FeatureEncoder:
+    "Learn from one split of a parquet table reading one column at a time: the encoder `fit` learns from those rows."
+    self._check_columns(pd.DataFrame(columns=pq.read_schema(table).names))
+    if split_sizes(table).get(split, 0) == 0:
+        raise ValueError(f"FeatureEncoder.fit_file: {table} has no rows with split == {split!r}; splits present: {sorted(split_sizes(table))}")
+    return self._learn(lambda col: _split_column(table, split, col))
+
+def _array(folder:Path, name:str, dtype, shape:tuple) -> np.ndarray:
+    "A new array for `shape`: a memory-mapped .npy file in `folder`, or in memory when it holds no values."
+    if 0 in shape: return np.zeros(shape, dtype)
+    return np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+
+@patch
+def transform_file(self:FeatureEncoder,
+                   table:str|Path, # a features table.parquet
+                   split:str, # the rows to encode
+                   label:str, # the label column, encoded as float32 alongside
+                   folder:str|Path, # where the memory-mapped .npy files go
+                   batch_rows:int=65_536, # rows read from the file at a time
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "Encode one split a row batch at a time into memory-mapped files in `folder`; return `(cat, num, label)` tensors over them."
+    n = split_sizes(table).get(split, 0)
+    if n == 0: raise ValueError(f"the features table {table} has no rows with split == {split!r}; splits present: {sorted(split_sizes(table))}")
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    cat = _array(folder, f"{split}-cat", np.int64, (n, len(self.categorical)))
+    num = _array(folder, f"{split}-num", np.float32, (n, len(self.numeric)))
+    lab = _array(folder, f"{split}-label", np.float32, (n,))
+    columns = list(dict.fromkeys([*self.categorical, *self.numeric, label, "split"]))
+    at = 0
+    for batch in pq.ParquetFile(table).iter_batches(batch_size=batch_rows, columns=columns):
+        rows = batch.to_pandas()
+        rows = rows[rows["split"] == split]
+        if len(rows) == 0: continue
+        c, x = self.transform(rows)
+        cat[at:at + len(rows)], num[at:at + len(rows)] = c.numpy(), x.numpy()
+        lab[at:at + len(rows)] = rows[label].to_numpy(dtype=np.float32)
+        at += len(rows)
+    for a in (cat, num, lab):
+        if isinstance(a, np.memmap): a.flush()
+    return torch.from_numpy(cat), torch.from_numpy(num), torch.from_numpy(lab)

@@ -11,6 +11,7 @@ import math
 import gc
 import hmac
 import os
+import socket
 import torch
 from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -135,8 +136,10 @@ def create_app(service:Service, # the service to expose
     @app.get("/healthz")
     async def healthz() -> dict: return service.health()
 
+    replica = f"{socket.gethostname()}:{os.getpid()}"  # which process answered: replicas may share one port
+
     @app.get("/status")
-    def status() -> dict: return service.status()
+    def status() -> dict: return {**service.status(), "replica": replica}
 
     @app.get("/rollout/events")
     def rollout_events(since:int=0) -> list: return service.rollout_events(max(since, 0))
@@ -167,12 +170,18 @@ def serve(service:Service, # the service to expose
           tick_interval:float|None=1.0, # seconds between rollout ticks
           torch_threads:int|None=1, # torch intra-op threads of the process; None leaves torch's default
           log_level:str="warning", # uvicorn log level
+          reuse_port:bool=False, # bind with SO_REUSEPORT: replicas on one machine share the port, the kernel spreads connections
          ):
     "Serve `service` over HTTP with uvicorn until interrupted."
     import uvicorn
     if torch_threads: torch.set_num_threads(torch_threads)
     app = create_app(service, admin_token or os.environ.get("LOOPKIT_ADMIN_TOKEN"), poll_interval, tick_interval)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False)
+    if not reuse_port: return uvicorn.Server(config).run()
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    uvicorn.Server(config).run(sockets=[sock])
 
 # %% ../../nbs/08_serving/08_http.ipynb #7bb311ad
 def _skew(text:str) -> float|None:
@@ -187,6 +196,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="loopkit serve", description="Serve the champion (and the challenger's rollout) over HTTP.")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind")
     p.add_argument("--port", type=int, default=8000, help="TCP port")
+    p.add_argument("--reuse-port", action="store_true", help="share the port with other replicas on this machine (SO_REUSEPORT): "
+                   "start several, each with --reuse-port, and the kernel spreads connections over them")
     p.add_argument("--registry-uri", default=None, help="MLflow tracking/registry URI (default $MLFLOW_TRACKING_URI)")
     p.add_argument("--model-name", default="loopkit-ctr", help="registered model name")
     p.add_argument("--model-dir", action="append", default=[], help="serve saved model folders instead of the registry: "
@@ -232,7 +243,7 @@ def service_from_args(argv:list[str]|None=None, # command-line words after `loop
                   rollout=Rollout(a.rollout, a.share if a.rollout == "canary" else 0.0, steps, a.window),
                   hybrid=HybridRouting(budget_ms=a.hybrid_budget_ms) if a.hybrid or a.teacher_dir else None, max_skew=a.max_skew,
                   shared=RedisRollout(redis_store(a.shared_rollout).client, f"loopkit:rollout:{a.model_name}:") if a.shared_rollout else None)
-    return svc, dict(host=a.host, port=a.port, poll_interval=a.poll_interval)
+    return svc, dict(host=a.host, port=a.port, poll_interval=a.poll_interval, reuse_port=a.reuse_port)
 
 # %% ../../nbs/08_serving/08_http.ipynb #0e8ee563
 def main(argv:list[str]|None=None, # command-line words after `loopkit serve`

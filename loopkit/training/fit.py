@@ -6,22 +6,22 @@ Docs: https://loopkit.github.io/loopkit/05_training/fit.html.md"""
 
 # %% ../../nbs/05_training/01_fit.ipynb #5951a7f2
 from __future__ import annotations
-import hashlib, logging, math, warnings
+import hashlib, logging, math, os, shutil, tempfile, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from pathlib import Path
-import numpy as np, pandas as pd, torch
+import numpy as np, pandas as pd, psutil, pyarrow.parquet as pq, torch
 import matplotlib.pyplot as plt
 import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from ..models.ctr import CTRModel, build_model, save_model
-from ..models.encoder import FeatureEncoder, read_features, rows_of_split, unpack_batch
+from ..models.encoder import FeatureEncoder, check_features_file, read_features, rows_of_split, unpack_batch
 from ..evaluation.metrics import auc, logloss
 
 # %% auto #0
-__all__ = ['TensorBatches', 'DirectSteps', 'FitResult', 'fit', 'platt_calibration']
+__all__ = ['TensorBatches', 'DirectSteps', 'FitResult', 'needs_streaming', 'fit', 'platt_calibration']
 
 # %% ../../nbs/05_training/01_fit.ipynb #584b6f1b
 class TensorBatches:
@@ -251,6 +251,34 @@ def _describe(objective) -> str|None:
     if not callable(objective): raise TypeError(f"fit(objective=...) takes a callable objective(model, batch) -> loss; got {type(objective).__name__}")
     return str(getattr(objective, "fingerprint", None) or getattr(objective, "__qualname__", None) or repr(objective))
 
+# %% ../../nbs/05_training/01_fit.ipynb #61aa7d56
+def needs_streaming(table:str|Path, # a features table.parquet
+                    share:float=0.25, # of the memory available now
+                   ) -> bool:
+    "True when reading `table` whole into pandas would take more than `share` of the memory available now."
+    meta = pq.ParquetFile(table).metadata
+    decoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    return 3 * decoded > share * psutil.virtual_memory().available  # pandas holds strings as objects: ~3x their decoded bytes
+
+# %% ../../nbs/05_training/01_fit.ipynb #983ddfed
+_SCRATCH = ".loopkit-tensors-"
+
+def _alive(pid:int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def _scratch_folder(out_dir:str|Path|None) -> Path:
+    "A folder for this process's memory-mapped tensors: in `out_dir` (the run's folder) when given, else a temporary one."
+    if out_dir is None: return Path(tempfile.mkdtemp(prefix=_SCRATCH))
+    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob(_SCRATCH + "*"):  # left by a fit that was killed: its process is gone
+        pid = old.name[len(_SCRATCH):]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)): shutil.rmtree(old, ignore_errors=True)
+    (scratch := out_dir / f"{_SCRATCH}{os.getpid()}").mkdir(exist_ok=True)
+    return scratch
+
 # %% ../../nbs/05_training/01_fit.ipynb #cc06b93f
 def fit(table:str|Path|pd.DataFrame, # features table (table.parquet) or its path
         spec:str|Path|dict, # features spec (spec.json) or its path
@@ -270,24 +298,47 @@ def fit(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pat
         extra:dict|None=None, # per-row tensors of the train split, in table order, added to each training batch for `objective`
         init:CTRModel|None=None, # fine-tune: start from this model's weights and encoder instead of a fresh model
         calibrate:bool=True, # fit Platt scaling of the best epoch's logits on the validation split (`platt_calibration`)
+        stream:bool|None=None, # encode a table file a row batch at a time into memory-mapped files instead of reading it whole; None: when it would not fit in memory comfortably (`needs_streaming`)
        ) -> FitResult:
     "Train `model` on the `train` split, early-stopping on `valid` AUC; return the best epoch's model."
     if checkpoint_every_n_steps is not None and (not isinstance(checkpoint_every_n_steps, int) or checkpoint_every_n_steps < 1):
         raise ValueError(f"fit: checkpoint_every_n_steps must be a positive int or None; got {checkpoint_every_n_steps!r}")
-    table, spec = read_features(table, spec)
-    train_rows, valid_rows = rows_of_split(table, "train"), rows_of_split(table, "valid")
     if init is not None and (not isinstance(init, CTRModel) or init.encoder_ is None):
         raise ValueError("fit(init=...) takes a trained loopkit model carrying its encoder_ (from fit() or load_model())")
-    encoder = init.encoder_ if init is not None else FeatureEncoder(spec["categorical"], spec["numeric"]).fit(train_rows)
+    on_file = isinstance(table, (str, Path))
+    if stream and not on_file: raise ValueError("fit(stream=True) reads the table from its parquet file; pass the path of table.parquet")
+    stream = on_file and (needs_streaming(table) if stream is None else stream)
     extra = dict(extra or {})
     if objective is None and extra: raise ValueError(f"fit: extra tensors {sorted(extra)} are only read by an objective; pass objective=...")
-    def batches(rows, shuffle, extra=None, size=batch_size):
-        cat, num = encoder.transform(rows)
-        label = torch.from_numpy(rows[spec["label"]].to_numpy(dtype=np.float32))
-        return TensorBatches(cat, num, label, batch_size=size, shuffle=shuffle, seed=seed, extra=extra)
-    try: train_batches = batches(train_rows, True, extra)
-    except ValueError as e: raise ValueError(f"fit(extra=...): {e}; the train split has {len(train_rows)} rows") from None
-    valid_batches = batches(valid_rows, False, size=max(batch_size, _VALID_ROWS))  # scoring keeps no gradients: bigger chunks, fewer steps
+    scratch = _scratch_folder(out_dir) if stream else None
+    try:
+        if stream:
+            spec = check_features_file(table, spec)
+            encoder = init.encoder_ if init is not None else FeatureEncoder(spec["categorical"], spec["numeric"]).fit_file(table, "train")
+            encoded = {split: encoder.transform_file(table, split, spec["label"], scratch) for split in ("train", "valid")}
+        else:
+            table, spec = read_features(table, spec)
+            train_rows, valid_rows = rows_of_split(table, "train"), rows_of_split(table, "valid")
+            encoder = init.encoder_ if init is not None else FeatureEncoder(spec["categorical"], spec["numeric"]).fit(train_rows)
+            encoded = {split: (*encoder.transform(rows), torch.from_numpy(rows[spec["label"]].to_numpy(dtype=np.float32)))
+                       for split, rows in (("train", train_rows), ("valid", valid_rows))}
+            del table, train_rows, valid_rows  # only the encoded tensors are kept
+        return _fit_encoded(encoded, spec, encoder, model=model, max_epochs=max_epochs, batch_size=batch_size, lr=lr, seed=seed,
+                            out_dir=out_dir, patience=patience, config=config, resume=resume, progress=progress,
+                            checkpoint_every_n_steps=checkpoint_every_n_steps, callbacks=callbacks, objective=objective, extra=extra,
+                            init=init, calibrate=calibrate)
+    finally:
+        if scratch is not None: shutil.rmtree(scratch, ignore_errors=True)
+
+def _fit_encoded(encoded:dict, spec:dict, encoder:FeatureEncoder, *, model, max_epochs, batch_size, lr, seed, out_dir, patience,
+                 config, resume, progress, checkpoint_every_n_steps, callbacks, objective, extra, init, calibrate) -> FitResult:
+    "`fit` once the train and valid splits are encoded as `{split: (cat, num, label)}`."
+    n_train = len(encoded["train"][0])
+    def batches(split, shuffle, extra=None, size=batch_size):
+        return TensorBatches(*encoded[split], batch_size=size, shuffle=shuffle, seed=seed, extra=extra)
+    try: train_batches = batches("train", True, extra)
+    except ValueError as e: raise ValueError(f"fit(extra=...): {e}; the train split has {n_train} rows") from None
+    valid_batches = batches("valid", False, size=max(batch_size, _VALID_ROWS))  # scoring keeps no gradients: bigger chunks, fewer steps
 
     L.seed_everything(seed, verbose=False)
     if init is None: net = build_model(model, encoder.cardinalities_, len(spec["numeric"]), config, lr=lr)
@@ -296,7 +347,7 @@ def fit(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pat
         net.load_state_dict(init.state_dict())
     net.encoder_ = encoder
     for b in (train_batches, valid_batches): net._check_inputs(b.cat, b.num)  # once here: the steps do not check
-    if init is None: net.set_base_rate(float(train_rows[spec["label"]].mean()))
+    if init is None: net.set_base_rate(float(train_batches.label.double().sum()) / n_train)
     fingerprint = {"model": net.name, "config": asdict(net.config), "batch_size": batch_size, "seed": seed,
                    "encoder": encoder.to_dict(), "label": spec["label"]}
     if objective is not None or init is not None:  # only then: checkpoints of plain fits keep their fingerprint

@@ -65,6 +65,7 @@ def train(table:str|Path|pd.DataFrame, # features table (table.parquet) or its p
           strategy:str="auto", # "auto": one process; ddp | deepspeed_stage_1|2|3: worker processes
           devices:int=1, # processes for a distributed strategy; devices > 1 with "auto" means ddp
           out_dir:str|Path|None=None, # checkpoints, the study and the launch's files; None writes nothing
+          stream:bool|None=None, # a single fit: encode the table file a row batch at a time (see `fit`); None: when it would not fit in memory
          ) -> TrainRun:
     "Fit `model` once, as a search over `search`, or in worker processes, as the parameters ask."
     distributed = strategy != "auto" or devices > 1
@@ -82,7 +83,7 @@ def train(table:str|Path|pd.DataFrame, # features table (table.parquet) or its p
                                    max_epochs=max_epochs, batch_size=batch_size, lr=lr, seed=seed,
                                    out_dir=None if out_dir is None else Path(out_dir) / "distributed")
         return TrainRun(launched, world_size=launched.world_size)
-    return TrainRun(fit(table, spec, model=model, max_epochs=max_epochs, batch_size=batch_size, lr=lr, seed=seed, out_dir=out_dir))
+    return TrainRun(fit(table, spec, model=model, max_epochs=max_epochs, batch_size=batch_size, lr=lr, seed=seed, out_dir=out_dir, stream=stream))
 
 # %% ../../nbs/05_training/06_train.ipynb #9d235ec0
 def stamp_feature_set(spec:str|Path|dict, # the features spec the model was trained on
