@@ -8,7 +8,8 @@ Redis both replicas share (warmed once). The load
 comes from a separate process (so that the client's own work is not counted in the servers'): closed-loop HTTP clients,
 each sending its next request when the last one is answered. For each setup the number of clients is raised (1, 2, 3,
 4, 6, 8) and each level runs `--seconds`; the setup's figure is the highest throughput at which the p99 of the latency the
-clients saw stays within 10 ms. With 2 replicas the clients alternate between the two ports (what a load balancer does).
+clients saw stays within 10 ms. With 2 replicas the clients alternate between the two ports (what a load balancer does), or
+connect to the one port both replicas bind with --reuse-port (the kernel spreads connections; each client keeps its own).
 """
 import argparse, json, multiprocessing as mp, os, shutil, socket, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -53,9 +54,9 @@ def level(urls, clients, seconds):
                 p99_ms=round(float(np.percentile(lat, 99)) * 1e3, 2), errors=sum(e for _, e in got))
 
 
-def start(args, cwd, env):
+def start(args, cwd, env, port=None):
     import httpx
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen([str(LOOPKIT), "serve", "--port", str(port), *map(str, args)], cwd=cwd, env={**os.environ, **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -101,6 +102,13 @@ def main():
             procs.append(start([*common, "--cache-dir", work / "c2", *warm], work, env))
             results[f"2 replicas, {store} state"] = [level([procs[-2][1], procs[-1][1]], c, a.seconds) for c in levels]
             for p, _ in procs[-2:]: p.terminate(); p.wait(20)
+        # two replicas behind one port (SO_REUSEPORT): the kernel spreads the clients' connections, no balancer in between
+        port, common = free_port(), ["--registry-uri", uri, "--model-name", "ctr", "--log-dir", "", "--k", "10", "--poll-interval", "3600",
+                                     "--state", "memory", "--reuse-port", "--events", work / "events.parquet"]
+        procs.append(start([*common, "--cache-dir", work / "c1"], work, env, port))
+        procs.append(start([*common, "--cache-dir", work / "c2"], work, env, port))
+        results["2 replicas on one port, memory state"] = [level([procs[-1][1]], c, a.seconds) for c in levels]
+        for p, _ in procs[-2:]: p.terminate(); p.wait(20)
     finally:
         for p, _ in procs: p.terminate(); p.wait(20)
         redis.terminate(); redis.wait(10)
@@ -118,6 +126,9 @@ def main():
         b1, b2 = best[f"1 replica, {store} state"], best[f"2 replicas, {store} state"]
         ratios[store] = round(b2["rps"] / b1["rps"], 2) if b1 and b2 else None
         print(f"\n{store} state, at p99 <= 10 ms: 1 replica {b1 and b1['rps']} requests/s, 2 replicas {b2 and b2['rps']} requests/s, ratio {ratios[store]}")
+    b1, b2 = best["1 replica, memory state"], best["2 replicas on one port, memory state"]
+    ratios["one port"] = round(b2["rps"] / b1["rps"], 2) if b1 and b2 else None
+    print(f"\none port (--reuse-port), at p99 <= 10 ms: 2 replicas {b2 and b2['rps']} requests/s, ratio to 1 replica {ratios['one port']}")
     print(json.dumps({"best": best, "ratios": ratios, "levels": results}))
 
 
