@@ -12,7 +12,7 @@ import pyarrow as pa
 from pathlib import Path
 from .definitions import default_features, Transform, _q
 from .versions import definition_hash, feature_set_version
-from ..quality.screen import events_view
+from ..quality.screen import events_view, parquet_glob
 from ..schema import CATEGORICAL_FEATURES, NUMERIC_COLUMNS, TEXT_COLUMNS
 
 # %% auto #0
@@ -120,7 +120,6 @@ def build_table(events, # parquet path, pyarrow Table or pandas DataFrame in the
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     if engine == "spark":  # DuckDB only reads the columns' names and counts here: streamed from the files, not loaded
-        from .spark import parquet_glob
         source = parquet_glob(events)
         con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{source.replace(chr(39), chr(39) * 2)}')")
     else: source = events_view(con, events)

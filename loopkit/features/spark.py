@@ -10,9 +10,10 @@ import os
 from pathlib import Path
 import sqlglot
 from sqlglot import exp
+from ..quality.screen import parquet_glob
 
 # %% auto #0
-__all__ = ['spark_sql', 'parquet_glob', 'spark_session', 'spark_table']
+__all__ = ['spark_sql', 'spark_session', 'spark_table']
 
 # %% ../../nbs/03_features/08_spark.ipynb #17c4c991
 def _unparen(e):
@@ -81,15 +82,6 @@ def spark_sql(sql:str, # a DuckDB query (as `build_table` assembles it)
     return tree.sql(dialect="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)
 
 # %% ../../nbs/03_features/08_spark.ipynb #07caade3
-def parquet_glob(events:str|Path, # a parquet file, a folder of them, or a glob
-                ) -> str:
-    "The events' parquet files as one glob (a folder: every .parquet beneath it); FileNotFoundError when there are none."
-    path = str(events)
-    if Path(path).is_dir(): return str(Path(path) / "**" / "*.parquet")
-    if not any(ch in path for ch in "*?[") and not Path(path).exists():
-        raise FileNotFoundError(f"events file '{path}' not found; pass the events.parquet written by the ingest stage (or a folder or glob of parquet files)")
-    return path
-
 def spark_session(master:str|None=None, # a Spark master URL; None: $LOOPKIT_SPARK_MASTER, else local[*]
                   driver_memory:str|None=None, # e.g. "8g"; None: $LOOPKIT_SPARK_DRIVER_MEMORY, else Spark's default
                  ):

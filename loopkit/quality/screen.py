@@ -16,7 +16,7 @@ from pathlib import Path
 from ..schema import COLUMNS, Column, read_table
 
 # %% auto #0
-__all__ = ['EVENT_TYPES', 'QUARANTINE_REASONS', 'IMPUTE_RULES', 'events_view', 'Screening', 'screen', 'repair']
+__all__ = ['EVENT_TYPES', 'QUARANTINE_REASONS', 'IMPUTE_RULES', 'parquet_glob', 'events_view', 'Screening', 'screen', 'repair']
 
 # %% ../../nbs/02_quality/01_screen.ipynb #4ac411fa
 def _family(c:Column) -> str:
@@ -56,17 +56,23 @@ def _jsonable(v):
     return str(v)
 
 # %% ../../nbs/02_quality/01_screen.ipynb #116d9bdc
+def parquet_glob(events:str|Path, # a parquet file, a folder of them, or a glob
+                 also:str="or a folder or glob of parquet files", # what else the caller accepts, for the error message
+                ) -> str:
+    "The events' parquet files as one glob (a folder: every .parquet beneath it); FileNotFoundError when there are none."
+    path = str(events)
+    if Path(path).is_dir(): return str(Path(path) / "**" / "*.parquet")
+    if not any(ch in path for ch in "*?[") and not Path(path).exists():
+        raise FileNotFoundError(f"events file '{path}' not found; pass the events.parquet written by the ingest stage ({also})")
+    return path
+
 def events_view(con:duckdb.DuckDBPyConnection, # the DuckDB connection to register the view on
                 events, # parquet path, folder or glob; pyarrow Table; pandas DataFrame
                 name:str="events", # the view's name
                ) -> str:
     "Expose events as a DuckDB view `name` (parquet read by pyarrow, each page checked against its checksum); return where they came from."
     if isinstance(events, (str, Path)):
-        path = str(events)
-        if Path(path).is_dir(): path = str(Path(path) / "**" / "*.parquet")
-        elif not any(ch in path for ch in "*?[") and not Path(path).exists():
-            raise FileNotFoundError(f"events file '{path}' not found; pass the events.parquet written by the ingest stage "
-                                    "(or a pyarrow Table / pandas DataFrame)")
+        path = parquet_glob(events, "or a pyarrow Table / pandas DataFrame")
         con.register(name, read_table(events, where="events"))  # read by pyarrow: every page checked against its checksum
         return path
     if isinstance(events, (pa.Table, pd.DataFrame)):
