@@ -276,6 +276,37 @@ def _fit_args(model:str, values:dict, lr, batch_size) -> dict:
     return {"model": model, "lr": values.get("lr", lr), "batch_size": values.get("batch_size", batch_size), "config": config or None}
 
 # %% ../../nbs/05_training/02_search.ipynb #9653a8db
+class _StudyLock:
+    "A lock every process taking trials of one study honours, so that the check for room and the new trial are one step."
+    def __init__(self, storage:str|None, study_name:str):
+        self.storage, self.key, self.engine = storage, zlib.crc32(f"{storage}/{study_name}".encode()) & 0x7FFFFFFF, None
+
+    @contextmanager
+    def __call__(self):
+        if self.storage is None: yield; return  # a study in this process's memory has no other taker
+        if self.storage.startswith("postgresql"):  # an advisory lock holds for workers on every machine
+            import sqlalchemy
+            if self.engine is None: self.engine = sqlalchemy.create_engine(self.storage, poolclass=sqlalchemy.pool.NullPool)
+            with self.engine.connect() as conn:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
+                try: yield
+                finally: conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+            return
+        import fcntl, tempfile  # SQLite (and any other URL): a file lock beside the database, this machine's workers
+        db = self.storage.removeprefix("sqlite:///") if self.storage.startswith("sqlite:///") else None
+        path = Path(db + ".lock") if db else Path(tempfile.gettempdir()) / f"loopkit-study-{self.key:08x}.lock"
+        with open(path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try: yield
+            finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+def _run_trial(study:optuna.Study, trial:optuna.Trial, objective) -> None:
+    "Run a trial taken with `Study.ask` and tell the study how it ended, as `Study.optimize` does."
+    try: value = objective(trial)
+    except optuna.TrialPruned: study.tell(trial, state=TrialState.PRUNED); return
+    except BaseException: study.tell(trial, state=TrialState.FAIL); raise
+    study.tell(trial, value)
+
 def _open_study(storage, study_name, sampler, pruner, settings:dict) -> optuna.Study:
     "Create the study, or join one of that name in `storage`, refusing one started with other settings."
     from sqlalchemy.exc import IntegrityError, OperationalError
@@ -362,7 +393,7 @@ def tune(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pa
                 "patience": patience, "rows": len(table), "feature_set_version": spec.get("feature_set_version")}
     with _quiet_optuna():
         study = _open_study(storage, study_name, _make_sampler(sampler, sampler_seed, n_trials), _make_pruner(pruner, max_epochs), settings)
-        runs, best = _TrialRuns(tracking_uri, parent_run_id, study_name), {}
+        runs, best, lock = _TrialRuns(tracking_uri, parent_run_id, study_name), {}, _StudyLock(storage, study_name)
 
         def objective(trial):
             chosen, values = _suggest(trial, space, model)
@@ -386,8 +417,11 @@ def tune(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pa
             counted = (*finished, TrialState.RUNNING) if shared else finished
             if on_start is not None: on_start()
             with tqdm(total=n_trials, initial=n_trials - left, desc="trials", disable=not progress or worker_only) as bar:
-                while len(study.get_trials(deepcopy=False, states=counted)) < n_trials:
-                    study.optimize(objective, n_trials=1); bar.update(1)
+                while True:
+                    with lock():  # two workers seeing room for one more trial would otherwise both take it
+                        if len(study.get_trials(deepcopy=False, states=counted)) >= n_trials: break
+                        trial = study.ask()
+                    _run_trial(study, trial, objective); bar.update(1)
         finally:
             failed = _join_workers(workers)
             if not worker_only: runs.close(study)
