@@ -202,8 +202,11 @@ def test_a_rollback_on_one_replica_reaches_the_other_within_2s_under_load(regist
             threads = [threading.Thread(target=load, args=(u,)) for u in (a, b)]
             for t in threads: t.start()
             try:
-                time.sleep(1.0)
-                assert [httpx.get(u + "/status").json()["challenger"] for u in (a, b)] == ["2", "2"]
+                # the precondition: both replicas serve the challenger (a replica loads it on its own schedule under load)
+                deadline, states = time.monotonic() + 30, None
+                while states != ["2", "2"] and time.monotonic() < deadline:
+                    states = [httpx.get(u + "/status").json()["challenger"] for u in (a, b)]; time.sleep(0.1)
+                assert states == ["2", "2"], states
                 r = httpx.post(a + "/admin/retire", json={"why": "a planted failure"}, headers={"Authorization": f"Bearer {TOKEN}"})
                 assert r.status_code == 200, r.text
                 retired, reached = time.monotonic(), None
