@@ -107,7 +107,7 @@ LOG_SCHEMA = pa.schema(
      ("position", pa.int32()), ("score", pa.float32()), ("arm", pa.string()), ("model_version", pa.string()),
      ("click", pa.int8()), ("dwell", pa.float32())]
     + [(c, pa.string()) for c in CONTEXT_COLUMNS + ITEM_ATTRIBUTES]
-    + [("publish_ts", pa.int64()), ("latency_ms", pa.float32())]
+    + [("publish_ts", pa.int64()), ("latency_ms", pa.float32()), ("reason", pa.string())]
     + [(c, pa.float64()) for c in NUMERIC_COLUMNS] + [(c, pa.string()) for c in TEXT_COLUMNS])
 
 # %% ../nbs/00_schema.ipynb #c657ac1f

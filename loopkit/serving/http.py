@@ -29,6 +29,7 @@ from .control import RedisRollout
 from .service import Service
 from .sources import LocalModels, RegistryModels, RequestError
 from .hybrid import HybridRouting
+from .safety import content_filter
 
 # %% auto #0
 __all__ = ['MAX_CANDIDATES', 'UserId', 'ItemId', 'UnixSeconds', 'CandidateIn', 'RankIn', 'FeedbackIn', 'RolloutIn', 'ReasonIn',
@@ -221,6 +222,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-dir", default=None, help="with --model-dir: the big model the champion was distilled from (hybrid inference)")
     p.add_argument("--hybrid", action="store_true", help="hybrid inference: cold requests go to the version holding the 'teacher' alias")
     p.add_argument("--hybrid-budget-ms", type=float, default=50.0, help="latency budget of a request the teacher may answer")
+    p.add_argument("--lexicon", default=None, help="content filter: sensitive-term file (one term per line, reloaded when it changes)")
+    p.add_argument("--risk-model", default=None, help="content filter: a RiskScorer folder (items at --block-at are blocked, at --demote-at demoted)")
+    p.add_argument("--items", default=None, help="content filter: the item catalogue (item_id, title, tags, body) candidates are looked up in")
+    p.add_argument("--reviews", default=None, help="content filter: reviewers' decisions (parquet: item_id, decision)")
+    p.add_argument("--holds", default=None, help="content filter: items held for copyright review (parquet: item_id)")
+    p.add_argument("--block-at", type=float, default=0.9, help="content filter: risk at which an item is blocked")
+    p.add_argument("--demote-at", type=float, default=0.5, help="content filter: risk at which an item is demoted")
+    p.add_argument("--unreviewed-cap", type=float, default=0.05, help="content filter: most share of impressions for items neither reviewed nor scored")
     return p
 
 # %% ../../nbs/08_serving/08_http.ipynb #36be5355
@@ -242,7 +251,9 @@ def service_from_args(argv:list[str]|None=None, # command-line words after `loop
                   exploration=Exploration(epsilon=a.explore) if a.explore > 0 else None,
                   rollout=Rollout(a.rollout, a.share if a.rollout == "canary" else 0.0, steps, a.window),
                   hybrid=HybridRouting(budget_ms=a.hybrid_budget_ms) if a.hybrid or a.teacher_dir else None, max_skew=a.max_skew,
-                  shared=RedisRollout(redis_store(a.shared_rollout).client, f"loopkit:rollout:{a.model_name}:") if a.shared_rollout else None)
+                  shared=RedisRollout(redis_store(a.shared_rollout).client, f"loopkit:rollout:{a.model_name}:") if a.shared_rollout else None,
+                  content=content_filter(a.lexicon, a.risk_model, a.items, a.reviews, a.holds, block_at=a.block_at, demote_at=a.demote_at,
+                                         unreviewed_cap=a.unreviewed_cap) if a.lexicon or a.risk_model or a.items or a.reviews or a.holds else None)
     return svc, dict(host=a.host, port=a.port, poll_interval=a.poll_interval, reuse_port=a.reuse_port)
 
 # %% ../../nbs/08_serving/08_http.ipynb #0e8ee563

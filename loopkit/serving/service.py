@@ -28,6 +28,7 @@ from .scoring import keyed_candidates, lookup_rows, request_rows, Scorer
 from .sources import ModelSource, RequestError
 from .control import RolloutControl, SharedRollout
 from .hybrid import HybridRouting
+from .safety import ContentFilter, ExposureCap
 
 # %% auto #0
 __all__ = ['Service']
@@ -57,11 +58,12 @@ class Service(RolloutControl):
                  hybrid:HybridRouting|None=None, # route cold or uncertain requests to the `teacher` alias; None: the champion answers all
                  max_skew:float|None=300.0, # seconds a call's ts may run ahead of clock(); None trusts every ts (a replay with its own clock)
                  shared:SharedRollout|None=None, # where replicas keep the ramp's position (RedisRollout); this process's own when None
+                 content:ContentFilter|None=None, # the content filter applied before ranking (loopkit.serving.safety); none when None
                 ):
         self.models, self.features, self.key, self.log_dir, self.k = models, features, key, log_dir, k
         self.exploration, self.rollout, self.max_candidates, self.feedback_window = exploration, rollout, max_candidates, feedback_window
         self.on_promote, self.on_rollback, self.clock, self.hybrid, self.max_skew = on_promote, on_rollback, clock, hybrid, max_skew
-        self.shared = shared
+        self.shared, self.content = shared, content
 
     def start(self) -> Service:
         "Load the models and set up state now (otherwise the first call does); return self."
@@ -86,6 +88,7 @@ class Service(RolloutControl):
         if self.clock_ is None: self.clock_ = -math.inf
         self.scorers_, self.probe_ = {}, None
         self.hybrid_ = self.hybrid.check() if self.hybrid is not None else None
+        self.cap_ = ExposureCap(self.content.unreviewed_cap) if self.content is not None else None
         self.teacher_ms_ = deque(maxlen=1000)
         self.stop_, self.thread_ = threading.Event(), None
         self.reload()
@@ -214,12 +217,12 @@ def _score(self:Service, arm:str, scorers:dict, rows:list, feats:pd.DataFrame) -
 
 # %% ../../nbs/08_serving/06_service.ipynb #043346f3
 @patch
-def _explore(self:Service, order:list, arms:list, candidates:list, feats:pd.DataFrame, now) -> int|None:
+def _explore(self:Service, order:list, arms:list, candidates:list, feats:pd.DataFrame, now, exclude=()) -> int|None:
     "Maybe give one slot of `order` to the new candidate with the best Thompson sample; return its item_id."
     e = self.exploration
     if e is None or not order or self.rng_.random() >= e.epsilon: return None
     seen = feats["item_prior_impressions"].tolist() if "item_prior_impressions" in feats.columns else None
-    best = e.pick(self.rng_, self.posteriors_, set(order), candidates, seen, now)
+    best = e.pick(self.rng_, self.posteriors_, set(order) | set(exclude), candidates, seen, now)
     if best is None: return None
     pos = min(max(e.position if e.position >= 0 else len(order) + e.position, 0), len(order) - 1)
     order[pos], arms[pos] = best, "explore"
@@ -248,11 +251,31 @@ def _hybrid(self:Service, arm:str, scorers:dict, rows:list, feats:pd.DataFrame, 
 
 # %% ../../nbs/08_serving/06_service.ipynb #6262ea7f
 @patch
-def _order(self:Service, scores:np.ndarray, k:int, arm:str, candidates:list, feats:pd.DataFrame, now) -> tuple:
-    "(candidate indices in served order, the arm of each slot, the explored item or None)."
-    order = np.argsort(-scores, kind="stable")[:k].tolist()
+def _order(self:Service, scores:np.ndarray, k:int, arm:str, candidates:list, feats:pd.DataFrame, now, verdicts:list|None=None) -> tuple:
+    "(candidate indices in served order, the arm of each slot, the explored item or None); demoted items last, unreviewed ones capped."
+    if verdicts is None:
+        order = np.argsort(-scores, kind="stable")[:k].tolist()
+        arms = [arm] * len(order)
+        return order, arms, self._explore(order, arms, candidates, feats, now)
+    demoted = np.array([v.action == "demote" for v in verdicts])
+    unreviewed = [v.unreviewed for v in verdicts]
+    order = self.cap_.select(np.lexsort((-scores, demoted)).tolist(), unreviewed, k)  # by demotion first, then by score
     arms = [arm] * len(order)
-    return order, arms, self._explore(order, arms, candidates, feats, now)
+    exclude = () if self.cap_.room(order, unreviewed) else [i for i, u in enumerate(unreviewed) if u]
+    explored = self._explore(order, arms, candidates, feats, now, exclude)
+    self.cap_.count(order, unreviewed)
+    return order, arms, explored
+
+@patch
+def _filter(self:Service, candidates:list) -> tuple:
+    "(the candidates the content filter lets through, their verdicts, the blocked (candidate, verdict) pairs); counted by action and reason."
+    if self.content is None: return candidates, None, []
+    verdicts = self.content.judge(candidates)
+    kept, blocked = [], []
+    for c, v in zip(candidates, verdicts):
+        (blocked if v.action == "block" else kept).append((c, v))
+        if v.action != "allow": self.metrics_.inc("loopkit_filtered_total", {"action": {"block": "blocked", "demote": "demoted"}[v.action], "reason": v.reason})
+    return [c for c, _ in kept], [v for _, v in kept], blocked
 
 @patch
 def _remember(self:Service, rid:str, now, token:str, context:dict, arm:str, version:str, candidates:list, order:list, arms:list,
@@ -287,12 +310,18 @@ def _count(self:Service, routed:str, arms:list, started:float) -> float:
     return latency
 
 @patch
-def _log_request(self:Service, rid:str, now, token:str, context:dict, latency:float, version:str, shown:dict, shadow, candidates:list):
-    "Append the shown impressions (and the shadow ranking) to the serving log."
+def _log_request(self:Service, rid:str, now, token:str, context:dict, latency:float, version:str, shown:dict, shadow, candidates:list,
+                 verdicts:list|None=None, blocked:list=()):
+    "Append the shown impressions (and the shadow ranking, and what the content filter blocked or demoted) to the serving log."
     if self.log_ is None: return
     base = dict(ts=int(now), request_id=rid, user_id=token, **_context_fields(context), latency_ms=latency * 1e3)
+    why = {} if verdicts is None else {int(c["item_id"]): v.reason for c, v in zip(candidates, verdicts) if v.action == "demote" or v.unreviewed}
     logged = [{**base, "event": "impression", "item_id": item, "position": pos, "score": s, "arm": a, "model_version": version,
-               **_item_fields(c)} for item, (pos, a, c, s) in shown.items()]
+               "reason": why.get(item), **_item_fields(c)} for item, (pos, a, c, s) in shown.items()]
+    logged += [{**base, "event": "blocked", "item_id": int(c["item_id"]), "reason": v.reason, **_item_fields(c)} for c, v in blocked]
+    if verdicts is not None:
+        logged += [{**base, "event": "demoted", "item_id": int(c["item_id"]), "reason": v.reason, **_item_fields(c)}
+                   for c, v in zip(candidates, verdicts) if v.action == "demote"]
     if shadow is not None:
         logged += [{**base, "event": "shadow", "item_id": int(candidates[i]["item_id"]), "position": pos, "score": float(shadow[1][i]),
                     "arm": "shadow", "model_version": shadow[2], **_item_fields(candidates[i])} for pos, i in enumerate(shadow[0])]
@@ -314,9 +343,11 @@ def rank(self:Service,
     except RequestError: self.metrics_.inc("loopkit_bad_requests_total"); raise
     context = context or {}
     candidates, names = keyed_candidates(candidates)  # string ids -> the int64 keys the model and the log know
+    candidates, verdicts, blocked = self._filter(candidates)
     with self.lock_:
         now = self._now(ts); self._expire(now)
         token = self._token(user)
+        if not candidates: return self._nothing_to_rank(now, token, context, blocked, started)
         rows = request_rows(token, candidates, context, now, self.inputs_)
         feats = lookup_rows(self.features_, rows, now)
         scorers = self.scorers_
@@ -325,16 +356,24 @@ def rank(self:Service,
         self.stats_[routed].requests += 1
         scores, arm = self._score(routed, scorers, rows, feats)
         scores = self._hybrid(arm, scorers, rows, feats, scores, started)
-        order, arms, explored = self._order(scores, k, arm, candidates, feats, now)
+        order, arms, explored = self._order(scores, k, arm, candidates, feats, now, verdicts)
         rid, version = uuid.uuid4().hex, scorers[arm].version
         shown = self._remember(rid, now, token, context, arm, version, candidates, order, arms, scores)
         if self.probe_ is None or self.stats_[routed].requests % 256 == 0: self.probe_ = (rows[:4], feats.iloc[:4].reset_index(drop=True))
         shadow = self._shadow(scorers, rows, feats, k)
         latency = self._count(routed, arms, started)
-        self._log_request(rid, now, token, context, latency, version, shown, shadow, candidates)
+        self._log_request(rid, now, token, context, latency, version, shown, shadow, candidates, verdicts, blocked)
     return dict(request_id=rid, items=[names.get(int(candidates[i]["item_id"]), int(candidates[i]["item_id"])) for i in order],
                 scores=[float(scores[i]) for i in order], arms=arms, arm=arm, model_version=version,
                 explored=names.get(explored, explored), ts=now)
+
+@patch
+def _nothing_to_rank(self:Service, now, token:str, context:dict, blocked:list, started:float) -> dict:
+    "The answer when the content filter blocked every candidate: no items, and the blocked ones in the log."
+    rid, version = uuid.uuid4().hex, self.scorers_["champion"].version
+    latency = self._count("champion", [], started)
+    self._log_request(rid, now, token, context, latency, version, {}, None, [], None, blocked)
+    return dict(request_id=rid, items=[], scores=[], arms=[], arm="champion", model_version=version, explored=None, ts=now)
 
 # %% ../../nbs/08_serving/06_service.ipynb #36fde1ff
 @patch
@@ -424,6 +463,7 @@ def metrics_text(self:Service) -> str:
                                for why in ("cold", "uncertain", "confident", "over_budget", "teacher_error")) for r in ("teacher", "student")}
             if sum(by_route.values()): m.set("loopkit_hybrid_teacher_share", by_route["teacher"] / sum(by_route.values()))
             if self.teacher_ms_: m.set("loopkit_hybrid_teacher_latency_p99_ms", float(np.percentile(self.teacher_ms_, 99)))
+        if self.cap_ is not None and self.cap_.shown: m.set("loopkit_unreviewed_impression_share", self.cap_.unreviewed / self.cap_.shown)
         if self.log_ is not None:
             h = self.log_.health()
             m.set("loopkit_log_rows_rejected", h["rejected"]); m.set("loopkit_log_rows_buffered", h["buffered"])
