@@ -6,19 +6,23 @@ Docs: https://loopkit.github.io/loopkit/01_ingest/items.html.md"""
 
 # %% ../../nbs/01_ingest/08_items.ipynb #564207d4
 from __future__ import annotations
-import io, json, unicodedata
+import io, json, os, unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from PIL import Image
+from ..schema import item_key
 from .synth import CATEGORIES
 from .declared import source_files, _reader
 from ..quality.watermarks import mark_image, sign_text
 
 # %% auto #0
-__all__ = ['CATEGORY_WORDS', 'FILLER', 'RISK_WORDS', 'ITEM_COLUMNS', 'png', 'ItemWorld', 'synth_items', 'read_items']
+__all__ = ['CATEGORY_WORDS', 'FILLER', 'RISK_WORDS', 'ITEM_COLUMNS', 'PROVENANCE_KEY_ENV', 'ITEM_SCHEMA', 'png', 'ItemWorld',
+           'synth_items', 'read_items', 'provenance_key', 'join_item_features', 'ingest_items']
 
 # %% ../../nbs/01_ingest/08_items.ipynb #eb286456
 CATEGORY_WORDS = {
@@ -128,6 +132,7 @@ def synth_items(n_items:int=300, # items (ids 0 .. n_items-1, as in `synth_event
                 image_size:int=256, # pixels per side (a watermark needs 256)
                 dim:int=32, # embedding size
                 start:int=1_700_000_000, # earliest created_ts
+                categories:list|None=None, # each item's category (e.g. the category its events carry); drawn when None
                ) -> ItemWorld:
     "Items with text, images and embeddings, and the truth of every safety property."
     rng = np.random.default_rng(seed)
@@ -136,6 +141,11 @@ def synth_items(n_items:int=300, # items (ids 0 .. n_items-1, as in `synth_event
         if not 0 <= v <= 1: raise ValueError(f"synth_items: {name}={v} must be between 0 and 1")
     key, terms = rng.bytes(32), _term_list(rng, n_terms)
     cats = rng.integers(0, len(CATEGORIES), n_items)
+    if categories is not None:
+        if len(categories) != n_items: raise ValueError(f"synth_items: {len(categories)} categories for {n_items} items; give one per item")
+        bad = sorted({c for c in categories if c not in CATEGORIES})
+        if bad: raise ValueError(f"synth_items: categories {bad[:5]} are not among {list(CATEGORIES)}")
+        cats = np.array([CATEGORIES.index(c) for c in categories])
     work_cat = rng.integers(0, len(CATEGORIES), n_works)
     work_px = [_picture(rng, c, image_size) for c in work_cat]
     works = pd.DataFrame([{"work_id": w, **{k: v for k, v in _text(rng, CATEGORIES[c]).items() if k != "tags"}, "image": png(px)}
@@ -146,7 +156,7 @@ def synth_items(n_items:int=300, # items (ids 0 .. n_items-1, as in `synth_event
     rows, truth = [], []
     for i in range(n_items):
         copy_of = int(rng.integers(0, n_works)) if rng.random() < copy_share else None
-        cat = int(work_cat[copy_of]) if copy_of is not None else int(cats[i])
+        cat = int(work_cat[copy_of]) if copy_of is not None and categories is None else int(cats[i])
         mismatch = rng.random() < mismatch_share
         # half the mismatched captions come from another category, half from another item of the same one (harder to see)
         text_cat = int((cat + rng.integers(1, len(CATEGORIES))) % len(CATEGORIES)) if mismatch and rng.random() < 0.5 else cat
@@ -207,3 +217,83 @@ def read_items(source:str|Path, # a parquet, CSV or JSON-lines file, a folder or
             if lens.nunique() > 1: raise ValueError(f"read_items: {source}: {col} has vectors of lengths {sorted(lens.unique())[:5]}; all must have one length")
             df[col] = df[col].map(lambda v: None if v is None else [float(x) for x in v])
     return df
+
+# %% ../../nbs/01_ingest/08_items.ipynb #1af72558
+PROVENANCE_KEY_ENV = "LOOPKIT_PROVENANCE_KEY"
+_ITEM_ROLES = {"text": "text", "numeric": "numeric", "categorical": "item_attribute"}
+
+def provenance_key() -> bytes|None:
+    "The platform's provenance signing key from $LOOPKIT_PROVENANCE_KEY (hex, or text), or None."
+    v = os.environ.get(PROVENANCE_KEY_ENV)
+    if not v: return None
+    try: return bytes.fromhex(v)
+    except ValueError: return v.encode()
+
+def join_item_features(events:pa.Table, # events with item_id
+                       items:pd.DataFrame, # items keyed like the events (int64 item_id)
+                       features:dict, # {"text": [...], "numeric": [...], "categorical": [...]}: item columns to join
+                      ) -> tuple[pa.Table, dict]:
+    "The events with the named item columns joined by item_id (order kept), and the role each is declared with."
+    unknown = sorted(set(features) - set(_ITEM_ROLES))
+    if unknown: raise ValueError(f"item_features: kinds {unknown} are not among {list(_ITEM_ROLES)}")
+    cols = {c: kind for kind, cs in features.items() for c in cs}
+    missing = [c for c in cols if c not in items]
+    if missing: raise ValueError(f"item_features: {missing} are not columns of the items (they have {list(items.columns)})")
+    clash = [c for c in cols if c in events.column_names]
+    if clash: raise ValueError(f"item_features: {clash} are already event columns; name item columns the events do not have")
+    con = duckdb.connect()
+    side = items[["item_id", *cols]].copy()
+    for c, kind in cols.items():
+        if kind == "numeric":
+            side[c] = pd.to_numeric(side[c], errors="coerce").astype("float64")
+        else: side[c] = side[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    con.register("ev", events.append_column("rn_", pa.array(np.arange(len(events), dtype=np.int64)))); con.register("side", side)
+    sel = ", ".join(f'side."{c}"' for c in cols)
+    joined = con.sql(f"SELECT ev.*, {sel} FROM ev LEFT JOIN side USING (item_id) ORDER BY rn_").fetch_arrow_table().drop(["rn_"])
+    return joined, {c: _ITEM_ROLES[kind] for c, kind in cols.items()}
+
+# %% ../../nbs/01_ingest/08_items.ipynb #28e91ade
+ITEM_SCHEMA = pa.schema([("item_id", pa.int64()), ("category", pa.string()), ("title", pa.string()), ("tags", pa.string()), ("body", pa.string()),
+                         ("image", pa.binary()), ("image_emb", pa.list_(pa.float32())), ("text_emb", pa.list_(pa.float32())),
+                         ("provenance", pa.string()), ("created_ts", pa.int64()), ("watermarked", pa.bool_()), ("signed", pa.bool_())])
+
+def ingest_items(source:str|None, # "synth", a team's item file, folder or glob, or None for no item content
+                 out:str|Path="items.parquet", # where the items go (an empty table when source is None)
+                 events:pa.Table|None=None, # the run's events: synth items are made for their items; item features are joined to them
+                 columns:dict|None=None, # a file source: loopkit's item column -> the source's
+                 format:str|None=None, # a file source: parquet | csv | json when the names do not tell
+                 features:dict|None=None, # item columns joined to every event as declared features: {"text": [...], "numeric": [...], "categorical": [...]}
+                 seed:int=0, # synth: seeds the items
+                ) -> tuple[pd.DataFrame, pa.Table|None, dict]:
+    "Read or make the items, record whether each carries the watermark and a valid signed provenance, write `out`; return the items, the events with item features, and their roles."
+    from loopkit.quality.watermarks import has_mark, verify_text
+    if source is None:
+        if features: raise ValueError("ingest: item_features need an item table; set items to 'synth' or your item file")
+        pq.write_table(ITEM_SCHEMA.empty_table(), out); return ITEM_SCHEMA.empty_table().to_pandas(), events, {}
+    key = provenance_key()
+    if source == "synth":
+        if events is None: raise ValueError("ingest_items: synth items are made for the events' items; pass the events")
+        cats = duckdb.sql("SELECT item_id, any_value(category) AS category FROM events GROUP BY item_id").df().set_index("item_id").category
+        n = int(cats.index.max()) + 1
+        world = synth_items(n, seed=seed, categories=[cats.get(i) if cats.get(i) in CATEGORIES else CATEGORIES[i % len(CATEGORIES)] for i in range(n)])
+        items, key = world.items, key or world.key
+    else:
+        items = read_items(source, columns, format)
+        items["item_id"] = item_key(items.item_id.tolist()).to_numpy()
+    images = items.image if "image" in items else pd.Series([None] * len(items))
+    items["watermarked"] = [None if img is None or (isinstance(img, float) and np.isnan(img)) else _marked(img, has_mark) for img in images]
+    items["signed"] = None if key is None or "provenance" not in items else [
+        verify_text(b if isinstance(b, str) else "", p if isinstance(p, str) else None, key) for b, p in zip(items.get("body", [""] * len(items)), items.provenance)]
+    table = pa.table({f.name: pa.array(items[f.name].tolist(), f.type, from_pandas=True) if f.name in items else pa.nulls(len(items), f.type)
+                      for f in ITEM_SCHEMA}, ITEM_SCHEMA)
+    tmp = Path(out).with_name(f".{Path(out).name}.tmp"); pq.write_table(table, tmp, write_page_checksum=True); tmp.replace(out)
+    declared = {}
+    if features and events is not None: events, declared = join_item_features(events, items, features)
+    return items, events, declared
+
+def _marked(image:bytes, has_mark) -> bool|None:
+    "Whether the image carries the watermark; None for an image too small to carry one or unreadable."
+    try:
+        if min(Image.open(io.BytesIO(image)).size) < 256: return None
+        return bool(has_mark(image))
+    except Exception: return None

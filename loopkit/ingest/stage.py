@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from ..schema import SCHEMA_ENV, verify_parquet
 from .declared import declaration, read_dataset, sample_negatives, source_files
+from .items import ingest_items
 from .movielens import load_movielens
 from .privacy import FINGERPRINT_METADATA, DevelopmentKeyWarning, hmac_key, key_fingerprint, write_pseudonymous_events
 from .sources import project_path
@@ -97,11 +98,21 @@ def ingest(source:str="synth", # "synth", "movielens", or a parquet, CSV or JSON
            format:str|None=None, # a file source: parquet | csv | json when the file names do not tell
            read_options:dict|None=None, # a file source: DuckDB reader options (delim, header, names, encoding, ...)
            join:list|None=None, # a file source: side tables [{source, on, format?, read_options?}] joined to every event
+           items:str|None=None, # the item table written beside the events (items.parquet): "synth", a team's item file, or None for none
+           item_columns:dict|None=None, # a team's items: loopkit's item column -> the source's, e.g. {"item_id": "sku", "title": "name"}
+           item_format:str|None=None, # a team's items: parquet | csv | json when the names do not tell
+           item_features:dict|None=None, # item columns joined to every event as declared features: {"text": [...], "numeric": [...], "categorical": [...]}
            **synth, # synth: the arguments of `synth_events` (n_events, seed, shift_at, ...)
           ) -> tuple[pa.Table, bool]:
     "Read `source`, write its events with user ids as keyed HMAC tokens to `out`; return them, and whether a development key was used."
     events, report = read_source(source, since, movielens_dir, columns, label, features, ts_format, negatives, session_gap,
                                  live, format, read_options, join, **synth)
+    items_table, events, item_roles = ingest_items(items, Path(out).parent / "items.parquet", events, item_columns, item_format, item_features,
+                                                   seed=synth.get("seed", 0))
+    if items is not None:
+        report["declared"] = {**report.get("declared", {}), **item_roles}
+        report["items"] = {"source": str(items), "items": len(items_table), "item_features": item_roles,
+                           "watermarked": int(items_table.watermarked.eq(True).sum()), "signed": int(items_table.signed.eq(True).sum())}
     _print_report(report)
     base = json.loads(Path(os.environ[SCHEMA_ENV]).read_text()) if os.environ.get(SCHEMA_ENV) else {}
     folder = Path(out).parent

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['alignment_scores', 'AlignmentCheck', 'clip_embeddings']
+__all__ = ['alignment_scores', 'AlignmentCheck', 'clip_embeddings', 'check_items', 'item_gate', 'plot_alignment']
 
 # %% ../../nbs/02_quality/08_alignment.ipynb #50748730
 def alignment_scores(items:pd.DataFrame, # items with image and text embedding columns
@@ -88,3 +88,50 @@ def clip_embeddings(items:pd.DataFrame, # items with an image column (bytes) and
             img_out += torch.nn.functional.normalize(a.float(), dim=-1).cpu().tolist()
             txt_out += torch.nn.functional.normalize(b.float(), dim=-1).cpu().tolist()
     return items.assign(image_emb=img_out, text_emb=txt_out)
+
+# %% ../../nbs/02_quality/08_alignment.ipynb #056ccf78
+def check_items(items, # the items (a DataFrame or the path of items.parquet) with item_id, category and embeddings; None for none
+                false_alarm:float=0.05, # share of aligned items flagged per category
+                min_items:int=20, # fewer items with both embeddings: alignment is not judged
+               ) -> pd.DataFrame:
+    "Per item: its image-text alignment score, whether it is flagged as mismatched, and its provenance flags from ingest."
+    if items is None: items = pd.DataFrame({"item_id": pd.Series(dtype="int64")})
+    elif not isinstance(items, pd.DataFrame): items = pd.read_parquet(items)
+    out = pd.DataFrame({"item_id": items.item_id.to_numpy(), "category": items.get("category", pd.Series(["all"] * len(items))).fillna("unknown").to_numpy()})
+    has = [c for c in ("image_emb", "text_emb") if c in items and items[c].notna().any()]
+    s = alignment_scores(items) if len(has) == 2 else np.full(len(items), np.nan)
+    out["alignment"] = s
+    judged = int(np.isfinite(s).sum())
+    other = np.random.default_rng(0).permutation(len(items))
+    out["random_pair"] = alignment_scores(pd.DataFrame({"image_emb": items.image_emb.to_numpy(), "text_emb": items.text_emb.iloc[other].to_numpy()})) if len(has) == 2 else np.nan
+    out["misaligned"] = AlignmentCheck(false_alarm, min_items).fit(s, out.category).flag(s, out.category) if judged >= min_items else False
+    for c in ("watermarked", "signed"): out[c] = items[c].to_numpy() if c in items else pd.Series([None] * len(items), dtype=object)
+    out.attrs["judged"] = judged
+    return out
+
+def item_gate(checked:pd.DataFrame, # check_items' output
+              min_pairing:float=0.7, # least share of items whose own caption fits their picture better than a random other caption
+             ) -> dict:
+    "A summary of the item checks; raises ValueError when captions fit their own pictures hardly better than random ones."
+    both = checked.alignment.notna() & checked.random_pair.notna()
+    judged, flagged = int(both.sum()), int(checked.misaligned.sum())
+    pairing = float((checked.alignment[both] > checked.random_pair[both]).mean()) if judged else None
+    summary = {"items": len(checked), "judged": judged, "misaligned": flagged, "misaligned_share": flagged / judged if judged else None,
+               "pairing": pairing, "watermarked": int(checked.watermarked.eq(True).sum()), "signed": int(checked.signed.eq(True).sum())}
+    if judged and pairing < min_pairing:
+        raise ValueError(f"item check: only {pairing:.0%} of {judged} items fit their own caption better than a random other item's "
+                         f"(min_pairing={min_pairing:.0%}): texts and images look paired wrongly; check how they were joined upstream")
+    return summary
+
+# %% ../../nbs/02_quality/08_alignment.ipynb #4eef5ca8
+def plot_alignment(checked:pd.DataFrame, # check_items' output
+                  ):
+    "Histogram of image-caption similarity per category, with the flagged count in the title (an empty axis when nothing was judged)."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 2.5))
+    judged = checked.dropna(subset=["alignment"])
+    for cat, part in judged.groupby("category"): ax.hist(part.alignment, bins=30, alpha=0.4, label=str(cat))
+    ax.set_xlabel("cosine similarity of image and caption")
+    ax.set_title(f"{int(checked.misaligned.sum())} of {len(judged)} items flagged" if len(judged) else "no item has both embeddings: alignment not judged")
+    if len(judged): ax.legend(fontsize=7, loc="upper left")
+    return fig
