@@ -18,7 +18,7 @@ from PIL import Image
 from ..schema import item_key
 from .synth import CATEGORIES
 from .declared import source_files, _reader
-from ..quality.watermarks import mark_image, sign_text
+from ..quality.watermarks import has_mark, mark_image, sign_text, verify_text
 
 # %% auto #0
 __all__ = ['CATEGORY_WORDS', 'FILLER', 'RISK_WORDS', 'ITEM_COLUMNS', 'PROVENANCE_KEY_ENV', 'ITEM_SCHEMA', 'png', 'ItemWorld',
@@ -242,13 +242,8 @@ def join_item_features(events:pa.Table, # events with item_id
     clash = [c for c in cols if c in events.column_names]
     if clash: raise ValueError(f"item_features: {clash} are already event columns; name item columns the events do not have")
     con = duckdb.connect()
-    side = items[["item_id", *cols]].copy()
-    for c, kind in cols.items():
-        if kind == "numeric":
-            side[c] = pd.to_numeric(side[c], errors="coerce").astype("float64")
-        else: side[c] = side[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-    con.register("ev", events.append_column("rn_", pa.array(np.arange(len(events), dtype=np.int64)))); con.register("side", side)
-    sel = ", ".join(f'side."{c}"' for c in cols)
+    con.register("ev", events.append_column("rn_", pa.array(np.arange(len(events), dtype=np.int64)))); con.register("side", items[["item_id", *cols]])
+    sel = ", ".join(f'TRY_CAST(side."{c}" AS {"DOUBLE" if kind == "numeric" else "VARCHAR"}) AS "{c}"' for c, kind in cols.items())  # the casts of declared features
     joined = con.sql(f"SELECT ev.*, {sel} FROM ev LEFT JOIN side USING (item_id) ORDER BY rn_").fetch_arrow_table().drop(["rn_"])
     return joined, {c: _ITEM_ROLES[kind] for c, kind in cols.items()}
 
@@ -266,7 +261,6 @@ def ingest_items(source:str|None, # "synth", a team's item file, folder or glob,
                  seed:int=0, # synth: seeds the items
                 ) -> tuple[pd.DataFrame, pa.Table|None, dict]:
     "Read or make the items, record whether each carries the watermark and a valid signed provenance, write `out`; return the items, the events with item features, and their roles."
-    from loopkit.quality.watermarks import has_mark, verify_text
     if source is None:
         if features: raise ValueError("ingest: item_features need an item table; set items to 'synth' or your item file")
         pq.write_table(ITEM_SCHEMA.empty_table(), out); return ITEM_SCHEMA.empty_table().to_pandas(), events, {}
@@ -281,7 +275,7 @@ def ingest_items(source:str|None, # "synth", a team's item file, folder or glob,
         items = read_items(source, columns, format)
         items["item_id"] = item_key(items.item_id.tolist()).to_numpy()
     images = items.image if "image" in items else pd.Series([None] * len(items))
-    items["watermarked"] = [None if img is None or (isinstance(img, float) and np.isnan(img)) else _marked(img, has_mark) for img in images]
+    items["watermarked"] = [None if img is None or (isinstance(img, float) and np.isnan(img)) else _marked(img) for img in images]
     items["signed"] = None if key is None or "provenance" not in items else [
         verify_text(b if isinstance(b, str) else "", p if isinstance(p, str) else None, key) for b, p in zip(items.get("body", [""] * len(items)), items.provenance)]
     table = pa.table({f.name: pa.array(items[f.name].tolist(), f.type, from_pandas=True) if f.name in items else pa.nulls(len(items), f.type)
@@ -291,7 +285,7 @@ def ingest_items(source:str|None, # "synth", a team's item file, folder or glob,
     if features and events is not None: events, declared = join_item_features(events, items, features)
     return items, events, declared
 
-def _marked(image:bytes, has_mark) -> bool|None:
+def _marked(image:bytes) -> bool|None:
     "Whether the image carries the watermark; None for an image too small to carry one or unreadable."
     try:
         if min(Image.open(io.BytesIO(image)).size) < 256: return None

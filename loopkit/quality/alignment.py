@@ -96,14 +96,17 @@ def check_items(items, # the items (a DataFrame or the path of items.parquet) wi
                ) -> pd.DataFrame:
     "Per item: its image-text alignment score, whether it is flagged as mismatched, and its provenance flags from ingest."
     if items is None: items = pd.DataFrame({"item_id": pd.Series(dtype="int64")})
-    elif not isinstance(items, pd.DataFrame): items = pd.read_parquet(items)
+    elif not isinstance(items, pd.DataFrame):  # every column but the images
+        import pyarrow.parquet as pq
+        items = pd.read_parquet(items, columns=[c for c in pq.read_schema(items).names if c != "image"])
     out = pd.DataFrame({"item_id": items.item_id.to_numpy(), "category": items.get("category", pd.Series(["all"] * len(items))).fillna("unknown").to_numpy()})
-    has = [c for c in ("image_emb", "text_emb") if c in items and items[c].notna().any()]
-    s = alignment_scores(items) if len(has) == 2 else np.full(len(items), np.nan)
-    out["alignment"] = s
+    out["alignment"] = out["random_pair"] = np.nan
+    if all(c in items and items[c].notna().any() for c in ("image_emb", "text_emb")):
+        other = np.random.default_rng(0).permutation(len(items))
+        out["alignment"] = alignment_scores(items)
+        out["random_pair"] = alignment_scores(pd.DataFrame({"image_emb": items.image_emb.to_numpy(), "text_emb": items.text_emb.iloc[other].to_numpy()}))
+    s = out.alignment.to_numpy()
     judged = int(np.isfinite(s).sum())
-    other = np.random.default_rng(0).permutation(len(items))
-    out["random_pair"] = alignment_scores(pd.DataFrame({"image_emb": items.image_emb.to_numpy(), "text_emb": items.text_emb.iloc[other].to_numpy()})) if len(has) == 2 else np.nan
     out["misaligned"] = AlignmentCheck(false_alarm, min_items).fit(s, out.category).flag(s, out.category) if judged >= min_items else False
     for c in ("watermarked", "signed"): out[c] = items[c].to_numpy() if c in items else pd.Series([None] * len(items), dtype=object)
     out.attrs["judged"] = judged
