@@ -8,6 +8,8 @@ One synthetic item world (text, images, embeddings, and the truth of every prope
   next to a plain substring search for every term in the normal form (the naive way) for the ratio;
 - risk scorer (during inference): trained on half the items, on the other half: AUC, recall and false-block at 0.5 and at
   the threshold that blocks 1 % of harmless items, and the recall of lexicon + scorer together;
+- the filter's time: judging 100 candidates with verdicts cached and judged on the request, and Service.rank on 100
+  candidates with and without the filter, requests alternating (p50/p99 each and the added p99);
 - copyright fingerprints: precision and recall of near-copy matches, by image alone, text alone and both;
 - watermarks: detection rate of marked images after JPEG re-encoding at qualities 50, 75, 90 and 95; false positives on
   unmarked images;
@@ -64,6 +66,28 @@ for r in range(60):  # every candidate judged on the request: lexicon and scorer
     filt.cache_.clear(); s = time.perf_counter(); filt.judge(cands); cold.append(time.perf_counter() - s)
 out["filter_100_candidates_10k_terms_ms"] = {"cached_p50": 1e3 * np.percentile(warm, 50), "cached_p99": 1e3 * np.percentile(warm, 99),
                                              "uncached_p50": 1e3 * np.percentile(cold, 50), "uncached_p99": 1e3 * np.percentile(cold, 99)}
+# the same filter inside the service: Service.rank on 100 candidates (k=10) with and without it, requests alternating
+from loopkit.features.batch import build_table
+from loopkit.features.online import OnlineFeatures
+from loopkit.ingest.privacy import pseudonymize_events
+from loopkit.ingest.synth import synth_events
+from loopkit.models.ctr import save_model
+from loopkit.serving.service import Service
+from loopkit.serving.sources import LocalModels
+from loopkit.training.fit import fit
+KEY = b"bench-content-key-0123456789abcdef"
+spec = build_table(pseudonymize_events(synth_events(3000, n_items=len(items), days=2, seed=1), KEY), tmp / "features")
+save_model(fit(tmp / "features" / "table.parquet", spec, model="lr", max_epochs=1).model, tmp / "model")
+plain_svc = Service(LocalModels({"1": tmp / "model"}), OnlineFeatures(), key=KEY, k=10, max_skew=None)
+safe_svc = Service(LocalModels({"1": tmp / "model"}), OnlineFeatures(), key=KEY, k=10, max_skew=None, content=filt)
+cats = items.category.tolist(); times = {"without": [], "with": []}
+for r in range(400):
+    cands = [{"item_id": int(i), "category": cats[i]} for i in rng.choice(len(items), 100, replace=False)]
+    for name, svc in (("without", plain_svc), ("with", safe_svc)) if r % 2 else (("with", safe_svc), ("without", plain_svc)):
+        s = time.perf_counter(); svc.rank(f"user{r % 50}", cands, ts=1_767_400_000 + r); times[name].append(time.perf_counter() - s)
+times = {k: np.array(v[20:]) for k, v in times.items()}  # the first requests warm the model up
+out["service_rank_100_candidates_ms"] = {f"{k}_{q}": 1e3 * np.percentile(v, int(q[1:])) for k, v in times.items() for q in ("p50", "p99")}
+out["service_rank_100_candidates_ms"]["added_p99"] = 1e3 * (np.percentile(times["with"], 99) - np.percentile(times["without"], 99))
 p = scorer_all.score(text[half:]); y = viol[half:]
 t1 = np.quantile(p[~y], 0.99)
 out["risk"] = {"auc": roc_auc_score(y, p), "recall_at_0.5": (p[y] > 0.5).mean(), "false_block_at_0.5": (p[~y] > 0.5).mean(),

@@ -6,6 +6,7 @@ Docs: https://loopkit.github.io/loopkit/02_quality/risk.html.md"""
 
 # %% ../../nbs/02_quality/04_risk.ipynb #6a310623
 from __future__ import annotations
+import hashlib
 import json
 from pathlib import Path
 import numpy as np
@@ -50,11 +51,13 @@ class RiskScorer:
         return 1 / (1 + np.exp(-z))
 
     def save(self, folder:str|Path) -> Path:
-        "Write the scorer to `folder` as weights.npy and scorer.json (no pickle); return the folder."
+        "Write the scorer to `folder` as weights.npy and scorer.json (no pickle), each file replaced whole, scorer.json last; return the folder."
         folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / "weights.npy", self.coef_, allow_pickle=False)
-        (folder / "scorer.json").write_text(json.dumps({"kind": "hashed-ngrams-logreg", "n_features": self.n_features, "C": self.C,
-                                                         "seed": self.seed, "intercept": self.intercept_}))
+        with open(folder / ".weights.npy.tmp", "wb") as fh: np.save(fh, self.coef_, allow_pickle=False)
+        (folder / ".weights.npy.tmp").replace(folder / "weights.npy")
+        meta = {"kind": "hashed-ngrams-logreg", "n_features": self.n_features, "C": self.C, "seed": self.seed, "intercept": self.intercept_,
+                "weights_sha256": hashlib.sha256(self.coef_.tobytes()).hexdigest()}
+        (folder / ".scorer.json.tmp").write_text(json.dumps(meta)); (folder / ".scorer.json.tmp").replace(folder / "scorer.json")
         return folder
 
     @classmethod
@@ -66,6 +69,8 @@ class RiskScorer:
         self = cls(meta["n_features"], meta["C"], meta["seed"])
         self.coef_, self.intercept_ = np.load(folder / "weights.npy", allow_pickle=False), float(meta["intercept"])
         if self.coef_.shape != (2 * self.n_features,): raise ValueError(f"{folder}: weights have shape {self.coef_.shape}, expected ({2 * self.n_features},)")
+        if "weights_sha256" in meta and hashlib.sha256(self.coef_.tobytes()).hexdigest() != meta["weights_sha256"]:
+            raise ValueError(f"{folder}: weights.npy is not the one scorer.json was saved with (a save still under way, or a mixed copy); save the scorer again")
         return self
 
 # %% ../../nbs/02_quality/04_risk.ipynb #7203529f

@@ -7,7 +7,9 @@ Docs: https://loopkit.github.io/loopkit/08_serving/safety.html.md"""
 # %% ../../nbs/08_serving/10_safety.ipynb #c77f2f7a
 from __future__ import annotations
 import math
+import os
 import threading
+import warnings
 from pathlib import Path
 import time
 from collections import OrderedDict
@@ -76,6 +78,7 @@ def set_items(self:ContentFilter, items:pd.DataFrame) -> ContentFilter:
 @patch
 def _stamp(self:ContentFilter) -> tuple:
     "What every cached verdict was made under: the lexicon's version and the filter's own (reviews, holds, scorer)."
+    if getattr(self, "watched_", None) and time.monotonic() - self.watch_checked_ >= self.watch_every_: self._follow()
     lex = self.lexicon
     if lex is not None and (not hasattr(lex, "automaton_") or time.monotonic() - lex.checked_ >= lex.reload_every): lex.refresh()
     return (getattr(lex, "version_", 0), self.version_)
@@ -163,6 +166,51 @@ def set_scorer(self:ContentFilter, scorer) -> ContentFilter:
     with self.lock_: self.scorer = scorer; self.version_ += 1
     return self
 
+@patch
+def watch(self:ContentFilter,
+          reviews:str|Path|None=None, # reviewers' decisions: parquet with item_id and decision (ok | violation), the newest last
+          holds:str|Path|None=None, # items held for copyright review: parquet with item_id (an item left out of a new version is released)
+          risk_model:str|Path|None=None, # a folder RiskScorer.save wrote (a retrained scorer saved there replaces the one in use)
+          every:float=1.0, # seconds between checks of the files for changes
+         ) -> ContentFilter:
+    "Read these files now and again whenever they change, so reviews, holds and a retrained scorer reach a running service; return self."
+    from loopkit.quality.risk import RiskScorer
+    self.watched_ = {kind: [Path(p), None] for kind, p in dict(reviews=reviews, holds=holds, risk_model=risk_model).items() if p}
+    self.watch_every_, self.file_holds_, self.scorer_cls_ = every, set(), RiskScorer
+    self._follow(strict=True)
+    return self
+
+@patch
+def _follow(self:ContentFilter, strict:bool=False):
+    "Reload each watched file that changed since it was read; one that cannot be read keeps what was loaded (an error when strict)."
+    self.watch_checked_ = time.monotonic()
+    for kind, entry in self.watched_.items():
+        path, seen = entry
+        try: st = os.stat(path / "scorer.json" if kind == "risk_model" else path); stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError as e:
+            if strict: raise FileNotFoundError(f"content filter: the {kind} file {path} cannot be read ({e.strerror})") from None
+            continue
+        if stamp == seen: continue
+        try: self._read_source(kind, path)
+        except Exception as e:
+            if strict: raise
+            warnings.warn(f"content filter: {path} changed but cannot be read ({e}); what was loaded stays in force, and it is tried again"); continue
+        entry[1] = stamp
+
+@patch
+def _read_source(self:ContentFilter, kind:str, path:Path):
+    if kind == "risk_model": self.set_scorer(self.scorer_cls_.load(path)); return
+    if kind == "holds":
+        held = set(item_key(pd.read_parquet(path, columns=["item_id"]).item_id.tolist()).to_pylist())
+        with self.lock_:
+            self.release(sorted(self.file_holds_ - held)); self.hold(sorted(held)); self.file_holds_ = held
+        return
+    r = pd.read_parquet(path, columns=["item_id", "decision"]).drop_duplicates("item_id", keep="last")
+    bad = sorted(set(r.decision) - {"ok", "violation"})
+    if bad: raise ValueError(f"{path}: decision {bad[0]!r} is neither 'ok' nor 'violation' (column decision)")
+    with self.lock_:
+        for decision, part in r.groupby("decision"): self.review(part.item_id.tolist(), decision)
+
 # %% ../../nbs/08_serving/10_safety.ipynb #92587b78
 def content_filter(lexicon:str|Path|None=None, # the term file
                    risk_model:str|Path|None=None, # a folder RiskScorer.save wrote
@@ -171,14 +219,10 @@ def content_filter(lexicon:str|Path|None=None, # the term file
                    holds:str|Path|None=None, # items held for copyright review: parquet with item_id
                    **kwargs, # ContentFilter's settings (block_at, demote_at, unreviewed_cap, ...)
                   ) -> ContentFilter:
-    "A ContentFilter built from files."
-    from loopkit.quality.risk import RiskScorer
+    "A ContentFilter built from files, each followed: a change to any of them reaches the filter within about a second."
     from loopkit.ingest.items import read_items
-    f = ContentFilter(Lexicon(lexicon).load() if lexicon else None, RiskScorer.load(risk_model) if risk_model else None, **kwargs)
-    if holds: f.hold(pd.read_parquet(holds, columns=["item_id"]).item_id.tolist())
-    if reviews:
-        r = pd.read_parquet(reviews, columns=["item_id", "decision"]).drop_duplicates("item_id", keep="last")
-        for decision, part in r.groupby("decision"): f.review(part.item_id.tolist(), decision)
+    f = ContentFilter(Lexicon(lexicon).load() if lexicon else None, None, **kwargs)
+    f.watch(reviews, holds, risk_model)
     if items: f.set_items(read_items(items))
     return f
 
