@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .lexicon import Lexicon
-from .risk import append_training
+from .risk import append_training, train_scorer
 from ..schema import item_key
 
 # %% auto #0
@@ -73,7 +73,7 @@ class ReviewQueue:
         if decision not in ("ok", "violation"): raise ValueError(f"decision {decision!r} is not 'ok' or 'violation'")
         q = pd.read_parquet(self.folder / "queue.parquet", columns=["item_id", "text"])
         if int(item_id) not in set(q.item_id.tolist()): raise ValueError(f"item {item_id} is not in the review queue at {self.folder}")
-        row = {"item_id": int(item_id), "decision": decision, "terms": terms.strip(), "ts": int(time.time()),
+        row = {"item_id": int(item_id), "decision": decision, "terms": terms.strip(), "ts": round(time.time(), 6),
                "text": q.text[q.item_id == int(item_id)].iloc[0]}
         d = pd.concat([self.decisions(), pd.DataFrame([row])], ignore_index=True)
         tmp = self.folder / ".decisions.parquet.tmp"; d.to_parquet(tmp, index=False); tmp.replace(self.folder / "decisions.parquet")
@@ -100,8 +100,9 @@ def apply_reviews(queue:ReviewQueue, # the decided queue
                   lexicon:Lexicon|None=None, # terms named in violations are added to it
                   training:str|Path|None=None, # the scorer's training data (parquet): every decision becomes an example
                   content=None, # a live ContentFilter: its reviews are set at once
+                  scorer_dir:str|Path|None=None, # with `training`: retrain the scorer on it when there are new decisions and save it here
                  ) -> dict:
-    "Feed the decisions back: terms into the lexicon, labelled examples into the training data, reviews into the filter."
+    "Feed the decisions back: terms into the lexicon, labelled examples into the training data (and a retrained scorer), reviews into the filter."
     d = queue.decisions()
     done = queue.folder / "applied.parquet"
     applied = pd.read_parquet(done) if done.exists() else d.iloc[:0][["item_id", "ts"]]
@@ -112,8 +113,9 @@ def apply_reviews(queue:ReviewQueue, # the decided queue
     if content is not None:
         latest = d.drop_duplicates("item_id", keep="last")
         for decision, part in latest.groupby("decision"): content.review(part.item_id.tolist(), decision)
+    retrained = train_scorer(training).save(scorer_dir) if scorer_dir is not None and size is not None else None
     pd.concat([applied, new[["item_id", "ts"]]], ignore_index=True).to_parquet(done, index=False)
-    return {"decisions": len(new), "terms_added": added, "training_rows": size}
+    return {"decisions": len(new), "terms_added": added, "training_rows": size, "scorer": None if retrained is None else str(retrained)}
 
 # %% ../../nbs/02_quality/05_review.ipynb #82fd36a4
 def review_widget(queue:ReviewQueue, # the queue to review
