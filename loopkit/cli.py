@@ -12,8 +12,8 @@ import yaml
 from .pipeline import PipelineError, ParameterError, ProjectBusy, find_project, project_tracking_uri, run_headline, run_pipeline, run_status, templates_dir
 
 # %% auto #0
-__all__ = ['VERSION_COLUMNS', 'parse_overrides', 'cmd_run', 'cmd_status', 'cmd_init', 'cmd_docs', 'cmd_data', 'cmd_versions',
-           'cmd_promote', 'cmd_rollback', 'cmd_serve', 'cmd_loop', 'cmd_watch', 'parser', 'main']
+__all__ = ['VERSION_COLUMNS', 'parse_overrides', 'cmd_run', 'cmd_cost', 'cmd_status', 'cmd_init', 'cmd_docs', 'cmd_data',
+           'cmd_versions', 'cmd_promote', 'cmd_rollback', 'cmd_serve', 'cmd_loop', 'cmd_watch', 'parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #08bc955d
 def parse_overrides(items:list, # strings of the form STAGE.NAME=VALUE
@@ -49,6 +49,10 @@ def _print_record(record, as_json):
     for s in record.stages:
         took = f"{s.seconds:7.1f} s" if s.status != 'cached' else (f"(ran in {s.seconds:.1f} s)" if s.seconds else "")
         print(f"  {s.name:<{w}}  {s.status:<7} {took:<16} {s.mlflow_run_id or ''}", file=sys.stderr)
+    ledger = Path(record.run_dir) / 'ledger.json'
+    if ledger.exists():
+        led = json.loads(ledger.read_text())
+        print(f"\ncost of the run's outputs: {led['total']:.4f} {led['prices']['currency']} (per stage: loopkit cost {record.run_dir})", file=sys.stderr)
     _print_digest(record)
     if as_json: print(json.dumps(record.to_dict()))
 
@@ -75,9 +79,31 @@ def cmd_run(args):
               f"browse the runs:    mlflow ui --backend-store-uri {uri}", file=sys.stderr)
     headline = run_headline(record)
     if headline and not args.quiet: print(f"\n{headline}", file=sys.stderr)
-    return 0 if record.ok else 1
+    if record.ok: return 0
+    from loopkit.loop.cost import BUDGET_EXIT
+    return BUDGET_EXIT if not any(s.status == 'failed' for s in record.stages) and any(s.status == 'refused' for s in record.stages) else 1
 
 # %% ../nbs/12_cli.ipynb #56b6a307
+def cmd_cost(args):
+    "`loopkit cost [RUN_DIR] [--version V]`: the ledger of a run folder, or of a registered version (from its lineage): each stage's time, CPU, memory, GPU and money."
+    import pandas as pd
+    from loopkit.loop.cost import ledger_frame
+    if args.version is not None:
+        from loopkit.registry import lineage
+        lin = lineage(args.name, args.version, _tracking_uri(args)).get("lineage") or {}
+        if not lin.get("cost"): raise ValueError(f"version {args.version} of {args.name!r} carries no cost in its lineage (registered before costs were kept, or outside `loopkit run`)")
+        source, cur, what = lin["cost"], lin["cost"]["currency"], f"{args.name} version {args.version}"
+    else:
+        project = find_project()
+        run_dir = Path(args.run_dir) if Path(args.run_dir).is_absolute() or project is None else project / args.run_dir
+        source = run_dir; cur = json.loads((run_dir / 'ledger.json').read_text())['prices']['currency'] if (run_dir / 'ledger.json').exists() else ''
+        what = str(run_dir)
+    table = ledger_frame(source)
+    if args.json: print(table.to_json(orient='records')); return 0
+    print(f"cost of {what} ({cur}):")
+    with pd.option_context('display.width', 160, 'display.float_format', '{:.4f}'.format): print(table.to_string(index=False))
+    return 0
+
 def cmd_status(args):
     "`loopkit status [PIPELINE]`: each stage's last status in the project's run folder: ran or cached, and how long it took when it ran."
     pipeline, project = _project_pipeline(args.pipeline_file or args.pipeline)
@@ -252,6 +278,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--pipeline', help=argparse.SUPPRESS)
     s.add_argument('--json', action='store_true')
     s.set_defaults(func=cmd_status)
+    c = sub.add_parser('cost', help="the cost ledger of a run folder or of a registered version")
+    c.add_argument('run_dir', nargs='?', default='runs/latest', help="a run folder (default runs/latest)")
+    c.add_argument('--version', help="a registered version (number or alias) instead: its lineage's ledger")
+    c.add_argument('--name', default='loopkit-ctr', help="registered model name")
+    c.add_argument('--tracking-uri', help="MLflow store (default $MLFLOW_TRACKING_URI or .loopkit/mlflow.db)")
+    c.add_argument('--json', action='store_true', help="print the ledger as JSON")
+    c.set_defaults(func=cmd_cost)
     i = sub.add_parser('init', help="create a project from loopkit's templates")
     i.add_argument('dir')
     i.add_argument('--from', dest='source', metavar='FILE', help="your events (parquet, CSV or JSON lines): guess their declaration into pipeline.yaml")

@@ -58,6 +58,8 @@ class Pipeline:
     name: str # the pipeline's name (also the MLflow experiment's)
     stages: dict # stage name -> `Stage`, in an order where every stage follows its upstream stages
     path: Path = None # the file it was read from
+    prices: dict = None # the price table (`loopkit.loop.cost.check_prices`): money per CPU-hour, GPU-hour and GB-hour
+    budget: dict = None # money limits per run, search and stage (`loopkit.loop.cost.check_budget`); None: no limit
 
     @property
     def order(self): return list(self.stages)
@@ -125,8 +127,10 @@ def load_pipeline(path=None, # a pipeline YAML file; None for loopkit's default 
     if not path.exists(): raise PipelineError(f"pipeline file {path} does not exist; `loopkit init DIR` writes one to start from")
     try: spec = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e: raise PipelineError(f"{path} is not valid YAML: {e}") from None
-    if not isinstance(spec.get('stages'), dict) or not spec['stages']:
+    if not isinstance(spec, dict) or not isinstance(spec.get('stages'), dict) or not spec['stages']:
         raise PipelineError(f"{path}: expected a mapping `stages:` of stage name -> {{template, parameters, outputs}}")
+    unknown = sorted(set(spec) - {'name', 'stages', 'prices', 'budget'})
+    if unknown: raise PipelineError(f"{path}: unknown top-level key(s) {', '.join(map(str, unknown))}; known: name, stages, prices, budget")
     stages = {}
     for name, s in spec['stages'].items():
         if not isinstance(name, str) or not STAGE_NAME.fullmatch(name):
@@ -154,7 +158,10 @@ def load_pipeline(path=None, # a pipeline YAML file; None for loopkit's default 
             if out not in stages[up].outputs:
                 raise PipelineError(f"{path}: stage '{s.name}' refers to ${{{up}.{out}}}, but '{up}' declares no output '{out}'; "
                                     f"it declares: {', '.join(stages[up].outputs) or 'none'}")
-    return Pipeline(spec.get('name', path.stem), stages, path)
+    from loopkit.loop.cost import BudgetError, check_budget, check_prices
+    try: prices, budget = check_prices(spec.get('prices'), str(path)), check_budget(spec.get('budget'), list(stages), str(path))
+    except BudgetError as e: raise PipelineError(str(e)) from None
+    return Pipeline(spec.get('name', path.stem), stages, path, prices, budget)
 
 # %% ../nbs/11_pipeline.ipynb #14e64996
 _TYPES = {'int': (int,), 'float': (int, float), 'str': (str,), 'bool': (bool,), 'list': (list, tuple), 'dict': (dict,)}
@@ -327,7 +334,7 @@ def record_artifacts(*paths:str|Path) -> list[str]:
 class StageResult:
     "What happened to one stage in one invocation."
     name: str
-    status: str # ran | cached | failed | skipped
+    status: str # ran | cached | failed | skipped | refused (its budget)
     seconds: float = 0.0
     outputs: dict = field(default_factory=dict) # output name -> absolute path
     mlflow_run_id: str = None
@@ -405,14 +412,17 @@ class _Tracker:
         for k, v in params.items(): self.client.log_param(run.info.run_id, k, str(v)[:6000])
         return run.info.run_id
 
-    def finish(self, run_id, status, stage_dir, notebook):
+    def finish(self, run_id, status, stage_dir, notebook, cost=None):
         metrics = stage_dir/'metrics.json'
         if metrics.exists():
             for k, v in json.loads(metrics.read_text()).items(): self.client.log_metric(run_id, k, v)
+        for k in ('money', 'cpu_s', 'wall_s', 'peak_gb', 'gpu_s'):
+            if cost: self.client.log_metric(run_id, f"cost/{k}", cost[k])
         if notebook.exists(): self.client.log_artifact(run_id, str(notebook))
         self.client.set_terminated(run_id, status)
 
-    def close(self, ok):
+    def close(self, ok, spent=None):
+        if self.parent and spent is not None: self.client.log_metric(self.parent, 'cost/money', spent)
         if self.parent: self.client.set_terminated(self.parent, 'FINISHED' if ok else 'FAILED')
 
 # %% ../nbs/11_pipeline.ipynb #43fa03fb
@@ -430,7 +440,7 @@ def _failure(stage, exc, notebook):
 # %% ../nbs/11_pipeline.ipynb #b9183897
 def _progress(i, n, name, status, seconds=None, err=sys.stderr):
     took = f" ({seconds:.1f} s)" if seconds is not None else ''
-    mark = {'ran': '✓', 'cached': '=', 'failed': '✗', 'skipped': '-', 'running': '…'}[status]
+    mark = {'ran': '✓', 'cached': '=', 'failed': '✗', 'skipped': '-', 'running': '…', 'refused': '$'}[status]
     print(f"[{i}/{n}] {mark} {name}: {status}{took}", file=err, flush=True)
 
 # %% ../nbs/11_pipeline.ipynb #88183816
@@ -515,6 +525,9 @@ def _run_locked(pipe, run_dir, overrides, force, from_stage, tracking_uri, progr
         check_parameters(s.name, params, state.params[tpl_hash])
         resolved[s.name] = (tpl_hash, _resolve(params, run_dir, pipe))
     tracker, record, failed = _Tracker(pipe, tracking_uri, project_dir), RunRecord(str(run_dir)), set()
+    from loopkit.loop.cost import Ledger, refusal, check_budget, PRICES_ENV, SEARCH_BUDGET_ENV
+    ledger, budget = Ledger(run_dir, project_dir, pipe.prices), pipe.budget or check_budget(None, pipe.order)
+    cost_env = {PRICES_ENV: json.dumps(ledger.prices), **({SEARCH_BUDGET_ENV: str(budget['search'])} if budget['search'] is not None else {})}
     code, champions = code_fingerprint(), {}
     declared = {}  # a stage's `schema` output (the declared columns) is $LOOPKIT_SCHEMA for every later stage
     from loopkit.schema import SCHEMA_ENV  # here, not at import: a command may set $LOOPKIT_SCHEMA before loopkit.schema reads it
@@ -547,9 +560,15 @@ def _run_locked(pipe, run_dir, overrides, force, from_stage, tracking_uri, progr
             if 'schema' in outputs: declared = {SCHEMA_ENV: outputs['schema']}
             old['last'] = 'cached'
             continue
+        refused = refusal(s.name, budget, ledger)
+        if refused:
+            failed.add(s.name); record.stages.append(StageResult(s.name, 'refused', 0.0, {}, None, key, refused))
+            if progress: _progress(i, n, s.name, 'refused')
+            print(refused, file=sys.stderr)
+            continue
         t0 = time.perf_counter()
         if progress: _progress(i, n, s.name, 'running')
-        result = _execute(s, params, key, run_dir, project_dir, tracker, progress, declared)
+        result = _execute(s, params, key, run_dir, project_dir, tracker, progress, {**declared, **cost_env}, ledger)
         if result.status != 'failed' and 'schema' in result.outputs: declared = {SCHEMA_ENV: result.outputs['schema']}
         result.seconds = round(time.perf_counter() - t0, 3)
         if result.status == 'failed':
@@ -564,7 +583,7 @@ def _run_locked(pipe, run_dir, overrides, force, from_stage, tracking_uri, progr
         if progress: _progress(i, n, s.name, result.status, result.seconds)
         if result.error: print(result.error, file=sys.stderr)  # quiet or not: a failure says where and why
     state.save()
-    tracker.close(record.ok)
+    tracker.close(record.ok, round(sum(ledger.spent.values()), 8))
     record.warnings = _warnings(run_dir, record)
     return record
 
@@ -605,7 +624,7 @@ def _stop_leftovers(folder:Path):
             try: os.kill(int(proc.name), signal.SIGKILL)
             except OSError: pass
 
-def _execute(s, params, key, run_dir, project_dir, tracker, progress, extra_env=None):
+def _execute(s, params, key, run_dir, project_dir, tracker, progress, extra_env=None, ledger=None):
     "Execute one stage's template in a staging folder; publish its outputs only when it succeeds."
     import papermill
     staging = run_dir/'.staging'/s.name
@@ -621,10 +640,13 @@ def _execute(s, params, key, run_dir, project_dir, tracker, progress, extra_env=
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     error = None
+    from loopkit.loop.cost import Meter
+    meter = Meter()
     try:
-        papermill.execute_notebook(str(s.template), str(notebook), parameters=params, cwd=str(staging),
-                                   progress_bar=progress and sys.stderr.isatty(), kernel_name='python3',
-                                   kernel_manager_class=_kernel_manager())
+        with meter:  # the kernel and every process it starts: wall, CPU, peak memory, GPU
+            papermill.execute_notebook(str(s.template), str(notebook), parameters=params, cwd=str(staging),
+                                       progress_bar=progress and sys.stderr.isatty(), kernel_name='python3',
+                                       kernel_manager_class=_kernel_manager())
         missing = [f"{k} ({v})" for k, v in s.outputs.items() if not (staging/v).exists()]
         if missing: raise FileNotFoundError(f"the notebook did not write its declared output(s): {', '.join(missing)}")
     except Exception as exc: error = exc
@@ -633,16 +655,17 @@ def _execute(s, params, key, run_dir, project_dir, tracker, progress, extra_env=
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
     marker.unlink(missing_ok=True)
+    cost = ledger.add(s.name, meter.usage, 'ran' if error is None else 'failed', key) if ledger is not None and hasattr(meter, 'usage') else None
     if error is None:
         final = run_dir/s.name
         _remove(final, run_dir)
         staging.replace(final)
-        tracker.finish(run_id, 'FINISHED', final, final/notebook.name)
+        tracker.finish(run_id, 'FINISHED', final, final/notebook.name, cost)
         return StageResult(s.name, 'ran', 0.0, {k: str(final/v) for k, v in s.outputs.items()}, run_id, key)
     kept = run_dir/'_failed'/s.name
     _remove(kept, run_dir); kept.parent.mkdir(exist_ok=True)
     staging.replace(kept)
-    tracker.finish(run_id, 'FAILED', kept, kept/notebook.name)
+    tracker.finish(run_id, 'FAILED', kept, kept/notebook.name, cost)
     failure = _failure(s.name, error, kept/notebook.name)
     return StageResult(s.name, 'failed', 0.0, {}, run_id, key, str(failure))
 

@@ -172,8 +172,10 @@ def _git_commit(path) -> str|None:
 def _lineage_tags(lineage:dict|None) -> dict:
     "The lineage fields that become version tags (short strings); the rest stays in lineage.json."
     if not lineage: return {}
-    return {f"loopkit.{k}": str(lineage[k]) for k in ("data_fingerprint", "feature_set_version", "code_version", "pipeline_run_id", "run_dir")
+    tags = {f"loopkit.{k}": str(lineage[k]) for k in ("data_fingerprint", "feature_set_version", "code_version", "pipeline_run_id", "run_dir")
             if lineage.get(k) is not None}
+    if lineage.get("cost"): tags["loopkit.cost"] = f"{lineage['cost']['total']:.6f} {lineage['cost']['currency']}"
+    return tags
 
 
 # %% ../nbs/07_registry.ipynb #5630e3b2
@@ -319,7 +321,7 @@ def collect_lineage(model_dir:str|Path, # the model directory being registered
                     tracking_uri:str|None=None, # to find the pipeline's parent run from the stage run
                     run_id:str|None=None, # the stage's own MLflow run; $LOOPKIT_MLFLOW_RUN_ID inside a stage
                    ) -> dict:
-    "What reproduces a model: data fingerprint, feature-set version, code version, pipeline run and executed notebooks."
+    "What reproduces a model: data fingerprint, feature-set version, code version, pipeline run and executed notebooks; and what it cost."
     from loopkit import __version__
     from loopkit.pipeline import fingerprint
     run_dir = run_dir or os.environ.get("LOOPKIT_RUN_DIR")
@@ -341,6 +343,10 @@ def collect_lineage(model_dir:str|Path, # the model directory being registered
             nb = Path(run_dir) / stage / f"{stage}.ipynb"
             out["stages"][stage] = {"notebook": str(nb.resolve()) if nb.exists() else None, "cache_key": s.get("key"),
                                     "mlflow_run_id": s.get("mlflow_run_id"), "outputs": s.get("outputs", {})}
+    ledger = Path(run_dir) / "ledger.json" if run_dir else None
+    if ledger is not None and ledger.exists():  # what the stages that made it cost (loopkit.loop.cost)
+        cost = json.loads(ledger.read_text())
+        out["cost"] = {"currency": cost["prices"]["currency"], "prices": cost["prices"], "total": cost["total"], "stages": cost["stages"]}
     return out
 
 

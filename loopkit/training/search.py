@@ -20,6 +20,8 @@ from optuna.trial import TrialState
 from ..models.ctr import MODELS
 from ..models.encoder import read_features
 from .fit import FitResult, fit
+from ..loop.cost import SearchBudget
+from ..pipeline import record_warning
 
 # %% auto #0
 __all__ = ['SearchSpaceError', 'check_space', 'PruningCallback', 'TuneResult', 'tune']
@@ -372,6 +374,7 @@ def tune(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pa
          n_workers:int=1, # processes searching the study at once on this machine: this one and n_workers - 1 started here
          worker_only:bool=False, # only take trials of the shared study and return None (what a started worker does)
          on_start=None, # called once the study is open, before the first trial (a started worker tells its parent)
+         budget:float|None=None, # money this process may spend (loopkit.loop.cost.SearchBudget); None: $LOOPKIT_SEARCH_BUDGET, else no limit
         ) -> TuneResult|None:
     "Search `space` with Optuna, pruning trials by their per-epoch validation AUC; return the best trial's model."
     space = check_space(space, model)
@@ -411,13 +414,20 @@ def tune(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pa
 
         finished = (TrialState.COMPLETE, TrialState.PRUNED)
         left = n_trials - len(study.get_trials(deepcopy=False, states=finished))
-        workers = _start_workers(n_workers - 1, dict(workers_args, table=table, spec=spec, storage=storage, parent_run_id=runs.parent)) if left > 0 else []
+        spend = SearchBudget(budget)  # each process spends its share: the budget / n_workers (a started worker gets its share)
+        if spend.amount is not None and not worker_only: spend.amount /= n_workers
+        share = spend.amount if spend.amount is not None else float("inf")
+        workers = _start_workers(n_workers - 1, dict(workers_args, table=table, spec=spec, storage=storage, parent_run_id=runs.parent, budget=share)) if left > 0 else []
         try:
             # before every trial: the trials done, and in a shared study those running elsewhere, fill it or not
             counted = (*finished, TrialState.RUNNING) if shared else finished
             if on_start is not None: on_start()
             with tqdm(total=n_trials, initial=n_trials - left, desc="trials", disable=not progress or worker_only) as bar:
                 while True:
+                    if spend.spent_out() and study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                        record_warning(f"tune: the search budget ({spend.amount:.4f} {spend.prices['currency']} for this process) is spent after "
+                                       f"{len(study.get_trials(deepcopy=False, states=finished))} of {n_trials} trials; the best trial so far is kept")
+                        break
                     with lock():  # two workers seeing room for one more trial would otherwise both take it
                         if len(study.get_trials(deepcopy=False, states=counted)) >= n_trials: break
                         trial = study.ask()
