@@ -71,14 +71,16 @@ class Rollout:
 
 # %% ../../nbs/08_serving/03_rollout.ipynb #49e5f838
 class ArmStats:
-    "What one arm did since the rollout started: requests, errors, impressions, clicks and recent latencies."
-    def __init__(self): self.requests, self.errors, self.impressions, self.clicks, self.latency_ms = 0, 0, 0, 0, deque(maxlen=20000)
+    "What one arm did since the rollout started: requests, errors, impressions, clicks, CPU seconds and recent latencies."
+    def __init__(self): self.requests, self.errors, self.impressions, self.clicks, self.cpu_s, self.latency_ms = 0, 0, 0, 0, 0.0, deque(maxlen=20000)
 
     def as_dict(self) -> dict:
-        "The counts, the click-rate and the latency p99 as plain values."
+        "The counts, the click-rate, the latency p99, CPU per request and clicks per CPU-second as plain values."
         lat = float(np.percentile(self.latency_ms, 99)) if self.latency_ms else None
         return dict(requests=self.requests, errors=self.errors, impressions=self.impressions, clicks=self.clicks,
-                    click_rate=self.clicks / self.impressions if self.impressions else None, latency_p99_ms=lat)
+                    click_rate=self.clicks / self.impressions if self.impressions else None, latency_p99_ms=lat,
+                    cpu_ms_per_request=1e3 * self.cpu_s / self.requests if self.requests else None,
+                    clicks_per_cpu_s=self.clicks / self.cpu_s if self.cpu_s > 0 else None)
 
 @patch
 def failure(self:RolloutChecks,

@@ -301,10 +301,13 @@ def _shadow(self:Service, scorers:dict, rows:list, feats:pd.DataFrame, k:int) ->
         return None
 
 @patch
-def _count(self:Service, routed:str, arms:list, started:float) -> float:
-    "Count the request, its latency and its impressions per arm; return the latency in seconds."
+def _count(self:Service, routed:str, arms:list, started:float, cpu_started:float|None=None) -> float:
+    "Count the request, its latency, its CPU time (this thread's) and its impressions per arm; return the latency in seconds."
     latency = time.perf_counter() - started
     self.stats_[routed].latency_ms.append(latency * 1e3)
+    if cpu_started is not None:
+        cpu = time.thread_time() - cpu_started
+        self.stats_[routed].cpu_s += cpu; self.metrics_.inc("loopkit_request_cpu_seconds_total", {"arm": routed}, cpu)
     self.metrics_.inc("loopkit_requests_total", {"arm": routed}); self.metrics_.observe(latency)
     for a in set(arms): self.metrics_.inc("loopkit_impressions_total", {"arm": a}, arms.count(a))
     return latency
@@ -337,7 +340,7 @@ def rank(self:Service,
          k:int|None=None, # items to return; the service's k when None
         ) -> dict:
     "Rank `candidates` for `user`: items, scores and arm per position, the serving arm, its model version and a request id."
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.thread_time()
     self.start()
     try: k = self._check_request(user, candidates, context, k)
     except RequestError: self.metrics_.inc("loopkit_bad_requests_total"); raise
@@ -347,7 +350,7 @@ def rank(self:Service,
     with self.lock_:
         now = self._now(ts); self._expire(now)
         token = self._token(user)
-        if not candidates: return self._nothing_to_rank(now, token, context, blocked, started)
+        if not candidates: return self._nothing_to_rank(now, token, context, blocked, started, cpu_started)
         rows = request_rows(token, candidates, context, now, self.inputs_)
         feats = lookup_rows(self.features_, rows, now)
         scorers = self.scorers_
@@ -361,17 +364,17 @@ def rank(self:Service,
         shown = self._remember(rid, now, token, context, arm, version, candidates, order, arms, scores)
         if self.probe_ is None or self.stats_[routed].requests % 256 == 0: self.probe_ = (rows[:4], feats.iloc[:4].reset_index(drop=True))
         shadow = self._shadow(scorers, rows, feats, k)
-        latency = self._count(routed, arms, started)
+        latency = self._count(routed, arms, started, cpu_started)
         self._log_request(rid, now, token, context, latency, version, shown, shadow, candidates, verdicts, blocked)
     return dict(request_id=rid, items=[names.get(int(candidates[i]["item_id"]), int(candidates[i]["item_id"])) for i in order],
                 scores=[float(scores[i]) for i in order], arms=arms, arm=arm, model_version=version,
                 explored=names.get(explored, explored), ts=now)
 
 @patch
-def _nothing_to_rank(self:Service, now, token:str, context:dict, blocked:list, started:float) -> dict:
+def _nothing_to_rank(self:Service, now, token:str, context:dict, blocked:list, started:float, cpu_started:float|None=None) -> dict:
     "The answer when the content filter blocked every candidate: no items, and the blocked ones in the log."
     rid, version = uuid.uuid4().hex, self.scorers_["champion"].version
-    latency = self._count("champion", [], started)
+    latency = self._count("champion", [], started, cpu_started)
     self._log_request(rid, now, token, context, latency, version, {}, None, [], None, blocked)
     return dict(request_id=rid, items=[], scores=[], arms=[], arm="champion", model_version=version, explored=None, ts=now)
 
