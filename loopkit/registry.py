@@ -203,8 +203,9 @@ def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.sa
              gate:dict|str|Path|None=None, # a promotion-gate verdict (loopkit.evaluation.gate) or its gate.json: blessed -> `challenger`
              lineage:dict|None=None, # what reproduces the version (`collect_lineage`); stored as tags and lineage.json
              reference:str|Path|None=None, # the frozen drift reference (JSON) stored with the version for monitoring
+             pressure:dict|None=None, # a pressure test's result (loopkit.serving.pressure): 'failed' gives the version no alias
             ) -> dict:
-    "Log and register a model version; set `champion` (first or better version) or `challenger` (blessed by the gate)."
+    "Log and register a model version; set `champion` (first or better version) or `challenger` (blessed by the gate and not failed under pressure)."
     from loopkit.pipeline import fingerprint
     model_dir = Path(model_dir)
     model = load_model(model_dir)  # refuses a folder that is not a loopkit model, before touching MLflow
@@ -234,7 +235,7 @@ def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.sa
                                          artifacts={"model_dir": str(model_dir.resolve())}, pip_requirements=["loopkit"],
                                          signature=infer_signature(example, model.predict_frame(example)), input_example=example)
                 client.log_artifacts(run_id, str(Path(tmp) / "model"), "model")
-                for fname, obj in (("gate.json", gate), ("lineage.json", lineage)):
+                for fname, obj in (("gate.json", gate), ("lineage.json", lineage), ("pressure.json", pressure)):
                     if obj is not None:
                         (Path(tmp) / fname).write_text(json.dumps(obj, indent=1, default=str))
                         client.log_artifact(run_id, str(Path(tmp) / fname), "lineage")
@@ -249,6 +250,7 @@ def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.sa
             if feature_set.exists(): tags["loopkit.feature_set_version"] = str(json.loads(feature_set.read_text()).get("feature_set_version"))
             tags.update(_lineage_tags(lineage))
             if gate is not None: tags["loopkit.gate"] = gate["verdict"]
+            if pressure is not None: tags["loopkit.pressure"] = pressure["verdict"]
             if reference is not None: tags["loopkit.reference"] = f"lineage/{Path(reference).name}"
             for k in ("loopkit.feature_set_version", "loopkit.gate", "loopkit.code_version", "loopkit.data_fingerprint", "loopkit.pipeline_run_id"):
                 if k in tags: client.set_tag(run_id, k, tags[k])
@@ -258,9 +260,11 @@ def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.sa
             if previous is None: alias = "champion" if gate is None or gate["verdict"] == "blessed" else None
             elif gate is not None: alias = "challenger" if gate["verdict"] == "blessed" else None
             else: alias = "champion" if previous_value is None or (value > previous_value if higher_is_better else value < previous_value) else None
+            if pressure is not None and pressure.get("verdict") == "failed" and previous is not None: alias = None  # no traffic for it
             if alias: _move_alias(client, name, alias, mv.version, why=f"registered ({'gate ' + gate['verdict'] if gate else metric + ' ' + str(value)})", kind="register")
             is_champion = alias == "champion"
     return {"name": name, "version": int(mv.version), "alias": alias, "champion": is_champion, "already_registered": same is not None,
+            "pressure": pressure["verdict"] if pressure else None,
             "previous_champion": previous["version"] if previous else None, "metric": metric, "value": value,
             "previous_value": previous_value, "run_id": run_id, "model_uri": f"models:/{name}/{mv.version}",
             "gate": gate["verdict"] if gate else None,
@@ -389,8 +393,11 @@ def promote(name:str="loopkit-ctr", # registered model name
             ch = alias_version(name, "challenger", uri)
             if ch is None: raise ValueError(f"{name!r} has no challenger to promote; pass a version (`loopkit promote --version N`) or register a blessed one")
             version = ch["version"]
-        try: client.get_model_version(name, str(version))
+        try: mv = client.get_model_version(name, str(version))
         except MlflowException: raise ValueError(f"{name!r} has no version {version}; `loopkit versions` lists them") from None
+        if mv.tags.get("loopkit.pressure") == "failed":
+            raise ValueError(f"{name!r}: v{version} failed its pressure test before any traffic (lineage/pressure.json: "
+                             "`loopkit.registry.lineage`); it is not promoted. Make it faster, or register it again with a passing test")
         current = alias_version(name, "champion", uri)
         if current is not None and current["version"] == int(version):
             raise ValueError(f"{name!r}: v{version} is already the champion; nothing to promote")

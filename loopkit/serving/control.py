@@ -224,7 +224,8 @@ def status(self:RolloutControl) -> dict:
         return dict(champion=s["champion"].version, challenger=s["challenger"].version if "challenger" in s else None,
                     mode=r.mode, share=r.share, step=self.step_, steps=list(r.steps), window=r.window,
                     step_started=self.step_started_, clock=self.clock_ if math.isfinite(self.clock_) else None,
-                    arms={a: st.as_dict() for a, st in self.stats_.items()}, pending=len(self.pending_), history=self.history_[-20:])
+                    arms={a: st.as_dict() for a, st in self.stats_.items()}, pending=len(self.pending_), history=self.history_[-20:],
+                    degradation=self.degrade.status() if getattr(self, "degrade", None) is not None else None)
 
 @patch
 def rollout_events(self:RolloutControl,

@@ -30,6 +30,7 @@ from .service import Service
 from .sources import LocalModels, RegistryModels, RequestError
 from .hybrid import HybridRouting
 from .safety import content_filter
+from .degrade import Degradation
 
 # %% auto #0
 __all__ = ['MAX_CANDIDATES', 'UserId', 'ItemId', 'UnixSeconds', 'CandidateIn', 'RankIn', 'FeedbackIn', 'RolloutIn', 'ReasonIn',
@@ -230,6 +231,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--block-at", type=float, default=0.9, help="content filter: risk at which an item is blocked")
     p.add_argument("--demote-at", type=float, default=0.5, help="content filter: risk at which an item is demoted")
     p.add_argument("--unreviewed-cap", type=float, default=0.05, help="content filter: most share of impressions for items neither reviewed nor scored")
+    p.add_argument("--degrade", action="store_true", help="under overload step down (teacher off, student only, cached popular list) instead of failing")
+    p.add_argument("--latency-budget-ms", type=float, default=100.0, help="with --degrade: p99 of the last second above this is overload")
+    p.add_argument("--max-queue", type=int, default=8, help="with --degrade: requests in flight above this is overload")
+    p.add_argument("--recover-after", type=float, default=5.0, help="with --degrade: seconds of calm before each step back up")
     return p
 
 # %% ../../nbs/08_serving/08_http.ipynb #36be5355
@@ -253,7 +258,8 @@ def service_from_args(argv:list[str]|None=None, # command-line words after `loop
                   hybrid=HybridRouting(budget_ms=a.hybrid_budget_ms) if a.hybrid or a.teacher_dir else None, max_skew=a.max_skew,
                   shared=RedisRollout(redis_store(a.shared_rollout).client, f"loopkit:rollout:{a.model_name}:") if a.shared_rollout else None,
                   content=content_filter(a.lexicon, a.risk_model, a.items, a.reviews, a.holds, block_at=a.block_at, demote_at=a.demote_at,
-                                         unreviewed_cap=a.unreviewed_cap) if a.lexicon or a.risk_model or a.items or a.reviews or a.holds else None)
+                                         unreviewed_cap=a.unreviewed_cap) if a.lexicon or a.risk_model or a.items or a.reviews or a.holds else None,
+                  degrade=Degradation(a.latency_budget_ms, a.max_queue, recover_after=a.recover_after) if a.degrade else None)
     return svc, dict(host=a.host, port=a.port, poll_interval=a.poll_interval, reuse_port=a.reuse_port)
 
 # %% ../../nbs/08_serving/08_http.ipynb #0e8ee563

@@ -29,6 +29,7 @@ from .sources import ModelSource, RequestError
 from .control import RolloutControl, SharedRollout
 from .hybrid import HybridRouting
 from .safety import ContentFilter, ExposureCap
+from .degrade import DEGRADATION_LEVELS, Degradation
 
 # %% auto #0
 __all__ = ['Service']
@@ -59,11 +60,12 @@ class Service(RolloutControl):
                  max_skew:float|None=300.0, # seconds a call's ts may run ahead of clock(); None trusts every ts (a replay with its own clock)
                  shared:SharedRollout|None=None, # where replicas keep the ramp's position (RedisRollout); this process's own when None
                  content:ContentFilter|None=None, # the content filter applied before ranking (loopkit.serving.safety); none when None
+                 degrade:Degradation|None=None, # steps down under overload (loopkit.serving.degrade); never when None
                 ):
         self.models, self.features, self.key, self.log_dir, self.k = models, features, key, log_dir, k
         self.exploration, self.rollout, self.max_candidates, self.feedback_window = exploration, rollout, max_candidates, feedback_window
         self.on_promote, self.on_rollback, self.clock, self.hybrid, self.max_skew = on_promote, on_rollback, clock, hybrid, max_skew
-        self.shared, self.content = shared, content
+        self.shared, self.content, self.degrade = shared, content, degrade
 
     def start(self) -> Service:
         "Load the models and set up state now (otherwise the first call does); return self."
@@ -89,7 +91,8 @@ class Service(RolloutControl):
         self.scorers_, self.probe_ = {}, None
         self.hybrid_ = self.hybrid.check() if self.hybrid is not None else None
         self.cap_ = ExposureCap(self.content.unreviewed_cap) if self.content is not None else None
-        self.teacher_ms_ = deque(maxlen=1000)
+        self.teacher_ms_, self.popular_ = deque(maxlen=1000), {}
+        if self.degrade is not None: self.degrade.on_step = lambda to: self.metrics_.inc("loopkit_degradation_steps_total", {"to": to})
         self.stop_, self.thread_ = threading.Event(), None
         self.reload()
         return self
@@ -342,6 +345,18 @@ def rank(self:Service,
     "Rank `candidates` for `user`: items, scores and arm per position, the serving arm, its model version and a request id."
     started, cpu_started = time.perf_counter(), time.thread_time()
     self.start()
+    if self.degrade is None: return self._rank(user, candidates, context, ts, k, started, cpu_started, 0)
+    scorers = self.scorers_  # steps that would change nothing are passed over: no teacher, no challenger (nor shadow)
+    self.degrade.skip = {l for l, none in ((1, self.hybrid_ is None or "teacher" not in scorers), (2, "challenger" not in scorers)) if none}
+    level = self.degrade.enter()
+    try: return self._rank(user, candidates, context, ts, k, started, cpu_started, level)
+    finally: self.degrade.leave(time.perf_counter() - started, level)
+
+@patch
+def _rank(self:Service, user, candidates:list, context, ts, k, started:float, cpu_started:float, level:int) -> dict:
+    "`rank` at a degradation level: 1 skips the teacher, 2 also the challenger and the shadow, 3 also the model (cached scores)."
+    if level:
+        self.metrics_.inc("loopkit_degraded_requests_total", {"level": DEGRADATION_LEVELS[level]})
     try: k = self._check_request(user, candidates, context, k)
     except RequestError: self.metrics_.inc("loopkit_bad_requests_total"); raise
     context = context or {}
@@ -355,20 +370,34 @@ def rank(self:Service,
         feats = lookup_rows(self.features_, rows, now)
         scorers = self.scorers_
         if self.step_started_ is None: self.step_started_ = now
-        routed = self._route(token, scorers)
+        routed = self._route(token, scorers) if level < 2 else "champion"
         self.stats_[routed].requests += 1
-        scores, arm = self._score(routed, scorers, rows, feats)
-        scores = self._hybrid(arm, scorers, rows, feats, scores, started)
+        if level >= 3: scores, arm = self._popular(candidates), "champion"
+        else:
+            scores, arm = self._score(routed, scorers, rows, feats)
+            if level < 1: scores = self._hybrid(arm, scorers, rows, feats, scores, started)
+            if arm == "champion": self._remember_scores(candidates, scores)
         order, arms, explored = self._order(scores, k, arm, candidates, feats, now, verdicts)
         rid, version = uuid.uuid4().hex, scorers[arm].version
         shown = self._remember(rid, now, token, context, arm, version, candidates, order, arms, scores)
         if self.probe_ is None or self.stats_[routed].requests % 256 == 0: self.probe_ = (rows[:4], feats.iloc[:4].reset_index(drop=True))
-        shadow = self._shadow(scorers, rows, feats, k)
+        shadow = self._shadow(scorers, rows, feats, k) if level < 2 else None
         latency = self._count(routed, arms, started, cpu_started)
         self._log_request(rid, now, token, context, latency, version, shown, shadow, candidates, verdicts, blocked)
     return dict(request_id=rid, items=[names.get(int(candidates[i]["item_id"]), int(candidates[i]["item_id"])) for i in order],
                 scores=[float(scores[i]) for i in order], arms=arms, arm=arm, model_version=version,
-                explored=names.get(explored, explored), ts=now)
+                explored=names.get(explored, explored), ts=now, degradation=DEGRADATION_LEVELS[level])
+
+@patch
+def _remember_scores(self:Service, candidates:list, scores:np.ndarray, size:int=100_000):
+    "Keep each item's latest champion score: the popular list a degraded service ranks by."
+    for c, s in zip(candidates, scores): self.popular_[int(c["item_id"])] = float(s)
+    while len(self.popular_) > size: self.popular_.pop(next(iter(self.popular_)))
+
+@patch
+def _popular(self:Service, candidates:list) -> np.ndarray:
+    "Each candidate's cached score (0 for an item never scored): no model runs."
+    return np.array([self.popular_.get(int(c["item_id"]), 0.0) for c in candidates])
 
 @patch
 def _nothing_to_rank(self:Service, now, token:str, context:dict, blocked:list, started:float, cpu_started:float|None=None) -> dict:
@@ -455,6 +484,7 @@ def metrics_text(self:Service) -> str:
     with self.lock_:
         m, r = self.metrics_, self.rollout_
         m.set("loopkit_rollout_share", r.share); m.set("loopkit_rollout_step", self.step_)
+        if self.degrade is not None: m.set("loopkit_degradation_level", self.degrade.level)
         for mode in ROLLOUT_MODES: m.set("loopkit_rollout_mode", float(r.mode == mode), {"mode": mode})
         m.clear("loopkit_model_info")
         for alias, sc in self.scorers_.items(): m.set("loopkit_model_info", 1.0, {"alias": alias, "version": sc.version})
