@@ -242,14 +242,20 @@ def cmd_loop(args):
 
 def cmd_watch(args):
     "`loopkit watch`: the loop controller over a running `loopkit serve`, its log and the registry (steps as JSON lines)."
-    from loopkit.loop.controller import LoopPolicy
+    from loopkit.loop.controller import LoopPolicy, quiet_hours
     from loopkit.loop.watch import RemoteService, pipeline_retrain, watch
     token = args.admin_token or os.environ.get("LOOPKIT_ADMIN_TOKEN")
     if not token: raise ValueError("loopkit watch drives the server's admin endpoints: pass --admin-token or set $LOOPKIT_ADMIN_TOKEN")
     uri = args.tracking_uri or os.environ.get('MLFLOW_TRACKING_URI')
+    hours = None
+    if args.quiet_hours:
+        try: hours = tuple(int(h) for h in args.quiet_hours.split(","))
+        except ValueError: raise ValueError(f"--quiet-hours {args.quiet_hours!r}: comma-separated hours of the day, e.g. 1,2,3,4") from None
+    elif args.tidal: hours = quiet_hours(args.log_dir, args.tidal)
+    if hours: print(f"watch: retraining starts only in the quiet hours (UTC) {sorted(hours)}", file=sys.stderr)
     retrain = pipeline_retrain(args.log_dir, args.dir, args.pipeline, args.name, uri, overrides=parse_overrides(args.param), progress=not args.quiet)
     loop = watch(RemoteService(args.serve_url, token), args.log_dir, args.reference, retrain, columns=args.column or None,
-                 policy=LoopPolicy(collect=args.collect_hours * 3600, shadow=args.shadow_hours * 3600), threshold=args.threshold,
+                 policy=LoopPolicy(collect=args.collect_hours * 3600, shadow=args.shadow_hours * 3600, quiet_hours=hours), threshold=args.threshold,
                  sustain=args.sustain, window=args.window, min_rows=args.min_rows, feedback_lag=args.feedback_lag,
                  poll_seconds=args.poll_seconds, max_polls=args.max_polls, until_outcome=args.until_outcome,
                  on_step=lambda s: print(json.dumps(s, default=str), flush=True))
@@ -352,6 +358,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument('--poll-seconds', type=float, default=60.0, help="wall-clock seconds between polls")
     w.add_argument('--max-polls', type=int, help="stop after this many polls (default: until interrupted)")
     w.add_argument('--until-outcome', action='store_true', help="stop once a challenger is promoted, rolled back or not blessed")
+    w.add_argument('--tidal', type=float, metavar='SHARE', help="retrain only in the quietest SHARE of the day's hours, read from the served log (e.g. 0.25)")
+    w.add_argument('--quiet-hours', metavar='H,H,...', help="retrain only in these hours of the day (UTC), e.g. 1,2,3,4")
     w.add_argument('-q', '--quiet', action='store_true', help="no pipeline progress")
     w.set_defaults(func=cmd_watch)
     return p

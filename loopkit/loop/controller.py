@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # %% auto #0
-__all__ = ['PHASES', 'LoopPolicy', 'LoopController']
+__all__ = ['PHASES', 'LoopPolicy', 'quiet_hours', 'next_quiet', 'LoopController']
 
 # %% ../../nbs/10_loop/01_controller.ipynb #06979a7f
 PHASES = ("serve", "collect", "shadow", "ramp")
@@ -19,12 +19,38 @@ class LoopPolicy:
     "How long the loop waits in each phase, in seconds of event time."
     collect:float=24 * 3600 # traffic collected after an alert before retraining
     shadow:float=2 * 3600 # the challenger is scored in shadow this long before the ramp
+    quiet_hours:tuple|None=None # hours of the day (UTC, 0-23) a retraining may start in (`quiet_hours` of the serving log); None: any
 
     def check(self) -> LoopPolicy:
-        "Refuse negative durations; return self."
+        "Refuse negative durations and hours outside 0-23; return self."
         bad = {k: v for k, v in (("collect", self.collect), ("shadow", self.shadow)) if not v >= 0}
         if bad: raise ValueError(f"LoopPolicy: durations are seconds >= 0; got {bad}")
+        if self.quiet_hours is not None and (not self.quiet_hours or not all(isinstance(h, int) and 0 <= h <= 23 for h in self.quiet_hours)):
+            raise ValueError(f"LoopPolicy: quiet_hours must be hours of the day 0-23 (at least one); got {self.quiet_hours!r}")
         return self
+
+def quiet_hours(log, # a serving log folder, or a table with ts and request_id (one row per impression)
+                share:float=0.25, # the quietest share of the day's hours
+               ) -> tuple:
+    "The hours of the day (UTC) with the least traffic in the serving log, quietest first: where retraining and searches go."
+    import numpy as np, pandas as pd
+    from pathlib import Path
+    if not 0 < share <= 1: raise ValueError(f"quiet_hours: share {share} must be in (0, 1]")
+    if isinstance(log, (str, Path)):
+        from loopkit.serving.log import read_log
+        log = read_log(log, "impression").select(["ts", "request_id"]).to_pandas()
+    requests = log.drop_duplicates("request_id") if "request_id" in log else log
+    if requests.empty: raise ValueError("quiet_hours: the serving log holds no requests yet; give LoopPolicy(quiet_hours=...) by hand")
+    per_hour = pd.Series(np.bincount((np.asarray(requests.ts, dtype="int64") // 3600) % 24, minlength=24))
+    return tuple(int(h) for h in per_hour.sort_values(kind="stable").index[:max(1, round(24 * share))])
+
+def next_quiet(now:float, # event time (unix seconds)
+               hours:tuple, # quiet hours of the day (UTC)
+              ) -> int:
+    "The first time at or after `now` that falls in one of `hours`."
+    if int(now // 3600) % 24 in hours: return int(now)
+    start = (int(now) // 3600 + 1) * 3600
+    return next(start + 3600 * i for i in range(24) if (start // 3600 + i) % 24 in hours)
 
 # %% ../../nbs/10_loop/01_controller.ipynb #8e146eff
 class LoopController:
@@ -81,7 +107,10 @@ class LoopController:
         "Take the steps that are due at `now` (retrain after collecting, ramp after the shadow, read the ramp's outcome)."
         self._setup()
         before = len(self.steps_)
-        if self.phase_ == "collect" and now >= self.until_: self._retrain(now)
+        if self.phase_ == "collect" and now >= self.until_:
+            hours = self.policy_.quiet_hours  # tidal: a retraining (and its search) starts in the low-traffic hours only
+            if hours is None or int(now // 3600) % 24 in hours: self._retrain(now)
+            elif not self.steps_ or self.steps_[-1]["step"] != "wait_quiet": self._step("wait_quiet", now, until=next_quiet(now, hours), hours=list(hours))
         elif self.phase_ == "shadow" and now >= self.until_:
             self.service.set_rollout("ramp"); self.phase_ = "ramp"
             self._step("canary", now, share=self.service.status()["share"])

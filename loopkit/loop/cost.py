@@ -21,7 +21,8 @@ import psutil
 
 # %% auto #0
 __all__ = ['DEFAULT_PRICES', 'PRICES_ENV', 'SEARCH_BUDGET_ENV', 'BUDGET_EXIT', 'BudgetError', 'check_prices', 'check_budget',
-           'Usage', 'price', 'Meter', 'Ledger', 'refusal', 'SearchBudget', 'ledger_frame', 'plot_ledger']
+           'Usage', 'price', 'Meter', 'Ledger', 'refusal', 'SearchBudget', 'ledger_frame', 'plot_ledger',
+           'cost_benefit', 'plot_cost_benefit', 'offline_cost_benefit']
 
 # %% ../../nbs/10_loop/05_cost.ipynb #6e82275d
 DEFAULT_PRICES = {"cpu_hour": 0.04, "gpu_hour": 2.50, "gb_hour": 0.005, "currency": "USD"}
@@ -237,3 +238,74 @@ def plot_ledger(source, # what `ledger_frame` reads
     for y, (m, c) in enumerate(zip(df.money, df.cpu_s)): ax.text(m, y, f"  {c:.0f} CPU-s", va="center", fontsize=8)
     ax.set_xlabel(f"cost ({cur})"); ax.set_title("what each stage cost")
     return ax
+
+# %% ../../nbs/10_loop/05_cost.ipynb #04e1083a
+def cost_benefit(arms:dict, # arm -> {"requests", "cpu_s", and the value (e.g. "clicks")}; ArmStats.as_dict() rows work as they are
+                 prices:dict|None=None, # the price table (`check_prices`); the defaults when None
+                 value:str="clicks", # the key of the value each arm brought
+                 baseline:str="champion", # the arm the marginal value is measured against
+                ) -> pd.DataFrame:
+    "Per arm: value per CPU-second and per unit of money, cost per 1,000 requests, and marginal value over the baseline per unit of extra cost."
+    prices = check_prices(prices)
+    rows = {}
+    for arm, a in arms.items():
+        requests = a.get("requests") or 0
+        if not requests: continue
+        cpu_s = a["cpu_s"] if a.get("cpu_s") is not None else (a.get("cpu_ms_per_request") or 0) * requests / 1e3
+        v = float(a.get(value) or 0.0); money = price(Usage(cpu_s=cpu_s), prices)
+        rows[arm] = {"requests": requests, value: v, "cpu_s": cpu_s, "money": money,
+                     f"{value}_per_cpu_s": v / cpu_s if cpu_s else np.nan, f"{value}_per_money": v / money if money else np.nan,
+                     "cost_per_1k_requests": 1e3 * money / requests, f"{value}_per_1k_requests": 1e3 * v / requests}
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    if baseline in rows:
+        b = rows[baseline]
+        extra_cost = df.cost_per_1k_requests - b["cost_per_1k_requests"]
+        extra_value = df[f"{value}_per_1k_requests"] - b[f"{value}_per_1k_requests"]
+        df[f"marginal_{value}_per_money"] = np.where(extra_cost.abs() > 1e-15, extra_value / extra_cost.where(extra_cost.abs() > 1e-15, 1.0), np.nan)
+        df.loc[baseline, f"marginal_{value}_per_money"] = np.nan
+    df.attrs["currency"] = prices["currency"]
+    return df
+
+def plot_cost_benefit(board:pd.DataFrame, # what `cost_benefit` returned
+                      value:str="clicks", # its value column
+                      ax=None, # a matplotlib axis; a new figure when None
+                     ):
+    "Each arm as a point: cost per 1,000 requests against value per 1,000 requests; the slope from the champion is the marginal value."
+    import matplotlib.pyplot as plt
+    if ax is None: _, ax = plt.subplots(figsize=(5, 3.5))
+    x, y = board.cost_per_1k_requests, board[f"{value}_per_1k_requests"]
+    ax.scatter(x, y)
+    for arm in board.index: ax.annotate(f" {arm}", (x[arm], y[arm]))
+    if "champion" in board.index:
+        for arm in board.index.drop("champion"): ax.plot([x["champion"], x[arm]], [y["champion"], y[arm]], ls="--", lw=0.8, color="grey")
+    ax.set_xlabel(f"cost per 1,000 requests ({board.attrs.get('currency', '')})"); ax.set_ylabel(f"{value} per 1,000 requests")
+    ax.set_title("value against cost, per arm")
+    return ax
+
+# %% ../../nbs/10_loop/05_cost.ipynb #00eeff9b
+def offline_cost_benefit(model, # the candidate (a loaded loopkit model)
+                         features:pd.DataFrame, # the features table
+                         metrics:dict, # the candidate's test metrics (evaluate_offline(...).metrics())
+                         champion_metrics:dict|None=None, # the champion's on the same rows (score_champion); {} or None: none
+                         champion:str="", # the registered model name, to time its champion; "" for none
+                         value:str="ndcg_at_10", # the metric that is one request's value
+                         prices:dict|None=None, # the price table; $LOOPKIT_PRICES, else the defaults, when None
+                         tracking_uri:str|None=None, # the registry; MLFLOW_TRACKING_URI when None
+                         n_candidates:int=100, # candidates a request
+                        ) -> pd.DataFrame:
+    "The cost-benefit board of the candidate against the champion, offline: a request's value and its CPU time."
+    from loopkit.models.encoder import rows_of_split
+    from loopkit.training.distill import serving_cost
+    prices = check_prices(prices if prices is not None else json.loads(os.environ.get(PRICES_ENV) or "{}"))
+    if value not in metrics: raise ValueError(f"offline_cost_benefit: the metrics have no {value!r}; they have {sorted(metrics)[:12]}...")
+    rows = rows_of_split(features, "test")
+    n = min(n_candidates, len(rows))
+    timed = lambda m: serving_cost(m, rows, n_candidates=n, repeats=100, clock="cpu")["p50_ms"] / 1e3
+    arms = {"candidate": {"requests": 1, value: metrics[value], "cpu_s": timed(model)}}
+    if champion and champion_metrics and value in champion_metrics:
+        from loopkit.registry import alias_version, load_version
+        found = alias_version(champion, "champion", tracking_uri)
+        if found is not None:
+            try: arms["champion"] = {"requests": 1, value: champion_metrics[value], "cpu_s": timed(load_version(champion, found["version"], tracking_uri))}
+            except (KeyError, ValueError): pass  # a champion of another feature set cannot be timed on these rows
+    return cost_benefit(arms, prices, value)

@@ -79,7 +79,7 @@ class ArmStats:
         lat = float(np.percentile(self.latency_ms, 99)) if self.latency_ms else None
         return dict(requests=self.requests, errors=self.errors, impressions=self.impressions, clicks=self.clicks,
                     click_rate=self.clicks / self.impressions if self.impressions else None, latency_p99_ms=lat,
-                    cpu_ms_per_request=1e3 * self.cpu_s / self.requests if self.requests else None,
+                    cpu_s=self.cpu_s, cpu_ms_per_request=1e3 * self.cpu_s / self.requests if self.requests else None,
                     clicks_per_cpu_s=self.clicks / self.cpu_s if self.cpu_s > 0 else None)
 
 @patch

@@ -491,6 +491,8 @@ def metrics_text(self:Service) -> str:
         for a in ("champion", "challenger", "explore"):
             shown = m.value("loopkit_impressions_total", {"arm": a})
             if shown: m.set("loopkit_click_rate", m.value("loopkit_clicks_total", {"arm": a}) / shown, {"arm": a})
+            cpu = m.value("loopkit_request_cpu_seconds_total", {"arm": a})  # the online cost-benefit board (loopkit.loop.cost)
+            if cpu: m.set("loopkit_clicks_per_cpu_second", m.value("loopkit_clicks_total", {"arm": a}) / cpu, {"arm": a})
         if self.hybrid_ is not None:
             by_route = {r: sum(m.value("loopkit_hybrid_requests_total", {"route": r, "reason": why})
                                for why in ("cold", "uncertain", "confident", "over_budget", "teacher_error")) for r in ("teacher", "student")}

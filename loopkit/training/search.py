@@ -396,6 +396,8 @@ def tune(table:str|Path|pd.DataFrame, # features table (table.parquet) or its pa
                 "patience": patience, "rows": len(table), "feature_set_version": spec.get("feature_set_version")}
     with _quiet_optuna():
         study = _open_study(storage, study_name, _make_sampler(sampler, sampler_seed, n_trials), _make_pruner(pruner, max_epochs), settings)
+        if not shared:  # a study no other process works on: a trial left running was cut short (a killed or preempted search)
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)): study.tell(t.number, state=TrialState.FAIL)
         runs, best, lock = _TrialRuns(tracking_uri, parent_run_id, study_name), {}, _StudyLock(storage, study_name)
 
         def objective(trial):
