@@ -17,6 +17,19 @@ def write_template(path, params, *cells):
     nbformat.write(nb, path)
 
 
+def click_table(path, n:int=2500, users:int=50, items:int=30, seed:int=0) -> dict:
+    "A features table of n clicks from a user + item logit model, split 80/10/10 by time; write it to `path` and return its spec."
+    import numpy as np, pandas as pd
+    rng = np.random.default_rng(seed)
+    u, i = rng.integers(0, users, n), rng.integers(0, items, n)
+    logit = rng.normal(0, 1, users)[u] + rng.normal(0, 1, items)[i] - 0.5
+    table = pd.DataFrame({"event_id": np.arange(n), "ts": np.arange(n), "user_id": u, "item_id": i,
+                          "x": rng.normal(0, 1, n), "click": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype("int8")})
+    table["split"] = np.select([table.index < 0.8 * n, table.index < 0.9 * n], ["train", "valid"], "test")
+    table.to_parquet(path)
+    return {"label": "click", "categorical": ["user_id", "item_id"], "numeric": ["x"]}
+
+
 # Every execution appends the stage's name to $EXEC_LOG: the tests count kernels with it.
 LOG = 'import os\nopen(os.environ["EXEC_LOG"], "a").write(os.environ["LOOPKIT_STAGE"] + "\\n")'
 

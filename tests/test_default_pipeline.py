@@ -82,6 +82,13 @@ def test_second_run_is_cached_and_a_champion_is_registered(first_run):
     assert str(client.get_model_version_by_alias('loopkit-ctr', 'champion').version) == '1', "only promotion moves the champion"
     lineage = client.get_model_version('loopkit-ctr', '2').tags
     assert lineage['loopkit.gate'] == verdict['verdict'] and len(lineage['loopkit.data_fingerprint']) == 64 and lineage['loopkit.pipeline_run_id']
+    assert lineage['loopkit.pressure'] == reg['pressure'] and lineage['loopkit.cost'].endswith(' USD')
+    # what the version cost: the ledger of the stages that made it, from its lineage
+    code, ledger, err = loopkit('cost', '--version', '2', '--json', cwd=work, env=env)
+    assert code == 0, err
+    stages = {r['stage']: r for r in ledger}
+    assert {'ingest', 'features', 'train', 'distill', 'evaluate', 'gate'} <= set(stages) and stages['total']['money'] > 0
+    assert stages['train']['cpu_s'] > 0.5 and stages['total']['cpu_s'] > stages['train']['cpu_s']
 
 
 def test_bad_data_stops_the_pipeline_at_validate(tmp_path):

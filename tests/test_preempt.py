@@ -2,25 +2,13 @@
 import os, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 
-import numpy as np
 import optuna
-import pandas as pd
 from optuna.trial import TrialState
+
+from conftest import click_table
 
 SPACE = {"lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True}, "batch_size": {"type": "categorical", "choices": [64, 128]}}
 N_TRIALS = 5
-
-
-def make_table(path: Path) -> dict:
-    rng = np.random.default_rng(1)
-    n = 6000
-    users, items = rng.integers(0, 80, n), rng.integers(0, 40, n)
-    logit = rng.normal(0, 1, 80)[users] + rng.normal(0, 1, 40)[items] - 0.5
-    table = pd.DataFrame({"event_id": np.arange(n), "ts": np.arange(n), "user_id": users, "item_id": items,
-                          "x": rng.normal(0, 1, n), "click": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype("int8")})
-    table["split"] = np.select([table.index < 4800, table.index < 5400], ["train", "valid"], "test")
-    table.to_parquet(path)
-    return {"label": "click", "categorical": ["user_id", "item_id"], "numeric": ["x"]}
 
 
 SEARCH = textwrap.dedent('''
@@ -40,7 +28,7 @@ def complete(study_db: Path) -> list:
 def test_a_preempted_search_resumes_from_its_study(tmp_path):
     import json
     from loopkit.training.search import tune
-    spec = make_table(tmp_path / "table.parquet")
+    spec = click_table(tmp_path / "table.parquet", n=6000, users=80, items=40, seed=1)
     out = tmp_path / "search"
     proc = subprocess.Popen([sys.executable, "-c", SEARCH, str(tmp_path / "table.parquet"), json.dumps(spec), str(out), json.dumps(SPACE), str(N_TRIALS)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)

@@ -4,24 +4,13 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 
 from loopkit.training.fit import fit
+from conftest import click_table
 
 SETTINGS = dict(model="deepfm", max_epochs=3, batch_size=200, lr=0.02, seed=7, patience=5,
                 checkpoint_every_n_steps=4, config={"embed_dim": 4, "hidden": [16]})
 KILL_AT_STEP = 15  # epoch 1 (10 batches an epoch), after the step-12 checkpoint: the steps after 12 are lost and redone
 # fit runs up to 4 optimizer steps per Lightning step here (groups cut at multiples of checkpoint_every_n_steps), so the
 # worker stops at the first group end at or past KILL_AT_STEP (step 16), before step 16 is checkpointed
-
-
-def make_table(path:Path):
-    rng = np.random.default_rng(0)
-    n = 2500
-    users, items = rng.integers(0, 50, n), rng.integers(0, 30, n)
-    logit = rng.normal(0, 1, 50)[users] + rng.normal(0, 1, 30)[items] - 0.5
-    table = pd.DataFrame({"event_id": np.arange(n), "ts": np.arange(n), "user_id": users, "item_id": items,
-                          "x": rng.normal(0, 1, n), "click": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype("int8")})
-    table["split"] = np.select([table.index < 2000, table.index < 2250], ["train", "valid"], "test")
-    table.to_parquet(path)
-    return {"label": "click", "categorical": ["user_id", "item_id"], "numeric": ["x"]}
 
 
 WORKER = textwrap.dedent('''
@@ -44,7 +33,7 @@ def final_state(out_dir:Path) -> dict:
 
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     import json
-    spec = make_table(tmp_path / "table.parquet")
+    spec = click_table(tmp_path / "table.parquet")
     reference = fit(tmp_path / "table.parquet", spec, out_dir=tmp_path / "reference", **SETTINGS)
 
     run_dir, marker = tmp_path / "run", tmp_path / "killed-here"
