@@ -41,6 +41,7 @@ def check_prices(prices:dict|None, # the pipeline file's `prices:` section (None
                  where:str="pipeline file", # named in messages
                 ) -> dict:
     "The price table with the defaults filled in, or a BudgetError that names the bad key."
+    if prices is not None and not isinstance(prices, dict): raise BudgetError(f"{where}: prices must map cpu_hour, gpu_hour, gb_hour, currency to values, not {prices!r}")
     prices = dict(prices or {})
     unknown = sorted(set(prices) - set(DEFAULT_PRICES))
     if unknown: raise BudgetError(f"{where}: prices has unknown key(s) {unknown}; known: cpu_hour, gpu_hour, gb_hour, currency")
@@ -54,6 +55,7 @@ def check_budget(budget:dict|None, # the pipeline file's `budget:` section (None
                  where:str="pipeline file", # named in messages
                 ) -> dict:
     "The budget as {run, search, stages}: money amounts, None where there is no limit; a BudgetError that names the bad key."
+    if budget is not None and not isinstance(budget, dict): raise BudgetError(f"{where}: budget must map run, search and stages to amounts, not {budget!r}")
     budget = dict(budget or {})
     unknown = sorted(set(budget) - {"run", "search", "stages"})
     if unknown: raise BudgetError(f"{where}: budget has unknown key(s) {unknown}; known: run, search, stages (stage name -> amount)")
@@ -130,7 +132,9 @@ class Ledger:
                 ):
         self.path, self.history = Path(run_dir) / "ledger.json", Path(project_dir) / ".loopkit" / "cost-history.jsonl"
         self.prices = check_prices(prices)
-        d = json.loads(self.path.read_text()) if self.path.exists() else {}
+        try: d = json.loads(self.path.read_text()) if self.path.exists() else {}
+        except (OSError, ValueError) as e:  # the ledger is a record, not an output: a broken one is started again, and said so
+            import warnings; warnings.warn(f"{self.path} cannot be read ({e}); the run's ledger starts again"); d = {}
         self.stages, self.failed, self.spent = d.get("stages", {}), d.get("failed", []), {}
 
     def add(self, stage:str, usage:Usage, status:str="ran", key:str|None=None) -> dict:
@@ -141,14 +145,20 @@ class Ledger:
         else: self.failed.append({"stage": stage, **entry})
         self.spent[stage] = self.spent.get(stage, 0.0) + entry["money"]
         self.history.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.history, "a") as f: f.write(json.dumps({"stage": stage, "key": key, **entry}) + "\n")
+        torn = False  # a killed writer's last line, cut short: the next entry starts a line of its own
+        if self.history.exists() and self.history.stat().st_size:
+            with open(self.history, "rb") as f: f.seek(-1, 2); torn = f.read(1) != b"\n"
+        with open(self.history, "a") as f: f.write(("\n" if torn else "") + json.dumps({"stage": stage, "key": key, **entry}) + "\n")
         self.save()
         return entry
 
     def estimate(self, stage:str, last:int=5) -> tuple|None:
         "(median money of the stage's last `last` successful runs in the project, how many), or None without history."
         if not self.history.exists(): return None
-        rows = [json.loads(l) for l in self.history.read_text().splitlines() if l.strip()]
+        rows = []
+        for line in self.history.read_text(errors="replace").splitlines():  # a line cut short by a killed run is skipped
+            try: rows.append(json.loads(line))
+            except ValueError: continue
         money = [r["money"] for r in rows if r.get("stage") == stage and r.get("status") == "ran"][-last:]
         return (float(np.median(money)), len(money)) if money else None
 
