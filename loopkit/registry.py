@@ -180,7 +180,9 @@ def _lineage_tags(lineage:dict|None) -> dict:
 
 # %% ../nbs/07_registry.ipynb #5630e3b2
 def _registration_key(model_fp:str, metrics:dict, gate:dict|None) -> str:
-    "What makes a registration the same one again: the model's files, its metrics and the gate's verdict."
+    "What makes a registration the same one again: the model's files, its metrics (not the measured costs, which vary run to run) and the gate's verdict."
+    from loopkit.loop.cost import MEASURED_METRICS
+    metrics = {k: v for k, v in metrics.items() if k not in MEASURED_METRICS}
     blob = json.dumps({"model": model_fp, "metrics": metrics, "gate": (gate or {}).get("verdict")}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 

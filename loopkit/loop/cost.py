@@ -20,14 +20,15 @@ import pandas as pd
 import psutil
 
 # %% auto #0
-__all__ = ['DEFAULT_PRICES', 'PRICES_ENV', 'SEARCH_BUDGET_ENV', 'BUDGET_EXIT', 'BudgetError', 'check_prices', 'check_budget',
-           'Usage', 'price', 'Meter', 'Ledger', 'refusal', 'SearchBudget', 'ledger_frame', 'plot_ledger',
-           'cost_benefit', 'plot_cost_benefit', 'offline_cost_benefit']
+__all__ = ['DEFAULT_PRICES', 'PRICES_ENV', 'SEARCH_BUDGET_ENV', 'BUDGET_EXIT', 'MEASURED_METRICS', 'BudgetError', 'check_prices',
+           'check_budget', 'Usage', 'price', 'Meter', 'Ledger', 'refusal', 'SearchBudget', 'ledger_frame',
+           'plot_ledger', 'cost_benefit', 'plot_cost_benefit', 'offline_cost_benefit']
 
 # %% ../../nbs/10_loop/05_cost.ipynb #6e82275d
 DEFAULT_PRICES = {"cpu_hour": 0.04, "gpu_hour": 2.50, "gb_hour": 0.005, "currency": "USD"}
 PRICES_ENV, SEARCH_BUDGET_ENV = "LOOPKIT_PRICES", "LOOPKIT_SEARCH_BUDGET"
 BUDGET_EXIT = 4 # `loopkit run`'s exit code when a stage is refused for its budget
+MEASURED_METRICS = ("cpu_ms_per_request", "cost_per_1k_requests") # metrics measured on the clock: they differ run to run, so a registration is recognised without them
 
 class BudgetError(ValueError):
     "A `prices:` or `budget:` section that cannot be used as written (exit code 2)."
