@@ -92,15 +92,14 @@ def cmd_cost(args):
         from loopkit.registry import lineage
         lin = lineage(args.name, args.version, _tracking_uri(args)).get("lineage") or {}
         if not lin.get("cost"): raise ValueError(f"version {args.version} of {args.name!r} carries no cost in its lineage (registered before costs were kept, or outside `loopkit run`)")
-        source, cur, what = lin["cost"], lin["cost"]["currency"], f"{args.name} version {args.version}"
+        source, what = lin["cost"], f"{args.name} version {args.version}"
     else:
         project = find_project()
         run_dir = Path(args.run_dir) if Path(args.run_dir).is_absolute() or project is None else project / args.run_dir
-        source = run_dir; cur = json.loads((run_dir / 'ledger.json').read_text())['prices']['currency'] if (run_dir / 'ledger.json').exists() else ''
-        what = str(run_dir)
+        source, what = run_dir, str(run_dir)
     table = ledger_frame(source)
     if args.json: print(table.to_json(orient='records')); return 0
-    print(f"cost of {what} ({cur}):")
+    print(f"cost of {what} ({table.attrs['currency']}):")
     with pd.option_context('display.width', 160, 'display.float_format', '{:.4f}'.format): print(table.to_string(index=False))
     return 0
 

@@ -226,7 +226,7 @@ class SearchBudget:
 # %% ../../nbs/10_loop/05_cost.ipynb #b203435b
 def ledger_frame(source, # a run folder, its ledger.json, or a dict with "stages" (a version's lineage["cost"])
                 ) -> pd.DataFrame:
-    "One row per stage: wall, CPU, peak memory, GPU and money; a last row with the totals."
+    "One row per stage: wall, CPU, peak memory, GPU and money; a last row with the totals (the currency in `attrs`)."
     if not isinstance(source, dict):
         path = Path(source); path = path / "ledger.json" if path.is_dir() else path
         if not path.exists(): raise FileNotFoundError(f"{path} does not exist: a run folder holds ledger.json once `loopkit run` has run a stage in it")
@@ -235,15 +235,16 @@ def ledger_frame(source, # a run folder, its ledger.json, or a dict with "stages
     df = pd.DataFrame([{"stage": s, **{c: e.get(c, 0.0) for c in cols}} for s, e in source.get("stages", {}).items()], columns=["stage", *cols])
     total = {"stage": "total", **{c: df[c].sum() for c in cols}}
     total["peak_gb"] = df.peak_gb.max() if len(df) else 0.0
-    return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
+    out = pd.concat([df, pd.DataFrame([total])], ignore_index=True)
+    out.attrs["currency"] = source.get("currency") or source.get("prices", {}).get("currency", "")
+    return out
 
 def plot_ledger(source, # what `ledger_frame` reads
                 ax=None, # a matplotlib axis; a new figure when None
                ):
     "Money per stage as horizontal bars, CPU seconds beside each; return the axis."
     import matplotlib.pyplot as plt
-    df = ledger_frame(source).iloc[:-1]
-    cur = (source.get("prices", {}) if isinstance(source, dict) else json.loads((Path(source) / "ledger.json" if Path(source).is_dir() else Path(source)).read_text()).get("prices", {})).get("currency", "")
+    full = ledger_frame(source); df, cur = full.iloc[:-1], full.attrs["currency"]
     if ax is None: _, ax = plt.subplots(figsize=(6, 0.4 * len(df) + 1))
     ax.barh(df.stage, df.money, color="tab:blue"); ax.invert_yaxis()
     for y, (m, c) in enumerate(zip(df.money, df.cpu_s)): ax.text(m, y, f"  {c:.0f} CPU-s", va="center", fontsize=8)

@@ -113,8 +113,6 @@ def load_test(model_dir:str|Path, # a saved loopkit model folder
     from loopkit.serving.http import create_app
     from loopkit.serving.service import Service
     from loopkit.serving.sources import LocalModels
-    if rate <= 0 or duration_s <= 0: raise ValueError(f"load_test: rate ({rate}) and duration_s ({duration_s}) must be > 0")
-    if not requests: raise ValueError("load_test: no requests to send")
     svc = Service(LocalModels({"1": Path(model_dir)}), OnlineFeatures(), key=secrets.token_bytes(32), k=k, max_skew=None)
     port, threads = _free_port(), torch.get_num_threads()
     server = uvicorn.Server(uvicorn.Config(create_app(svc), host="127.0.0.1", port=port, log_level="error", access_log=False))
