@@ -12,8 +12,9 @@ import yaml
 from .pipeline import PipelineError, ParameterError, ProjectBusy, find_project, project_tracking_uri, run_headline, run_pipeline, run_status, templates_dir
 
 # %% auto #0
-__all__ = ['VERSION_COLUMNS', 'parse_overrides', 'cmd_run', 'cmd_cost', 'cmd_status', 'cmd_init', 'cmd_docs', 'cmd_data',
-           'cmd_versions', 'cmd_promote', 'cmd_rollback', 'cmd_serve', 'cmd_loop', 'cmd_watch', 'parser', 'main']
+__all__ = ['VERSION_COLUMNS', 'parse_overrides', 'cmd_run', 'cmd_cost', 'cmd_status', 'cmd_reproduce', 'cmd_lake', 'cmd_init',
+           'cmd_docs', 'cmd_data', 'cmd_versions', 'cmd_promote', 'cmd_rollback', 'cmd_serve', 'cmd_loop', 'cmd_watch',
+           'parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #08bc955d
 def parse_overrides(items:list, # strings of the form STAGE.NAME=VALUE
@@ -108,6 +109,63 @@ def cmd_status(args):
     pipeline, project = _project_pipeline(args.pipeline_file or args.pipeline)
     run_dir = Path(args.run_dir) if Path(args.run_dir).is_absolute() or project is None else project / args.run_dir
     _print_record(run_status(run_dir, pipeline), args.json)
+    return 0
+
+# %% ../nbs/12_cli.ipynb #6647f7b1
+def cmd_reproduce(args):
+    "`loopkit reproduce VERSION`: re-create a registered version from its lineage in a fresh folder and compare (exit 0 when reproduced, 1 when it differs)."
+    import pandas as pd
+    from loopkit.reproduce import reproduce, report_frame
+    project = find_project() or Path.cwd()
+    report = reproduce(args.version, args.name, args.out, _tracking_uri(args), project, args.allow_dirty, progress=not args.quiet)
+    if args.json: print(json.dumps(report, default=str)); return 0 if report["verdict"].startswith("reproduced") else 1
+    with pd.option_context('display.width', 160, 'display.max_rows', 200): print(report_frame(report).to_string(index=False))
+    for n in report["notes"]: print(f"note: {n}")
+    if report["metrics_differ"]: print("metrics that differ (then, now): " + ", ".join(f"{k} {v[0]} -> {v[1]}" for k, v in report["metrics_differ"].items()))
+    if report["weights_differ"]: print("model files that differ: " + ", ".join(report["weights_differ"]))
+    lake = " ".join(f"{t}@{s}" for t, s in report["lake"].items()) or "none"
+    print(f"{args.name} v{report['version']}: {report['verdict']} in {report['folder']} ({report['metrics_compared'] or 0} metrics, "
+          f"weights {'bit-identical' if report['weights_differ'] == [] else 'different'}; lake snapshots {lake}; code {report['code_version']})")
+    return 0 if report["verdict"].startswith("reproduced") else 1
+
+# %% ../nbs/12_cli.ipynb #d99d3206
+def cmd_lake(args):
+    "`loopkit lake ...`: the project's event lake: tables, a table's history, append, ship a serving log, expire snapshots, forget a user."
+    import pandas as pd
+    from loopkit.ingest.lake import Lake, expire_snapshots, forget_user, lake_pins, ship_log
+    project = find_project() or Path.cwd()
+    lake = Lake(args.uri, project_dir=project)
+    show = lambda t: print(t.to_json(orient='records', date_format='iso') if args.json else t.to_string(index=False))
+    if args.action == 'tables':
+        show(pd.DataFrame([{"table": t, "snapshot": lake.snapshot(t), "rows": int(lake.history(t).total_rows.iloc[-1]) if len(lake.history(t)) else 0}
+                           for t in lake.tables()], columns=["table", "snapshot", "rows"]))
+    elif args.action == 'history':
+        if not args.table: raise ValueError(f"lake history: name a table; tables: {', '.join(lake.tables()) or 'none yet'}")
+        show(lake.history(args.table))
+    elif args.action == 'append':
+        import pyarrow.parquet as pq
+        if not (args.table and args.file): raise ValueError("lake append: give the table and a parquet file: loopkit lake append TABLE FILE")
+        snap = lake.write(args.table, pq.read_table(args.file), on=args.on.split(',') if args.on else None)
+        print(f"lake://{args.table}@{snap}")
+    elif args.action == 'ship':
+        if not args.log_dir: raise ValueError("lake ship: give the serving log folder with --log-dir")
+        table = args.table or 'serving_log'
+        print(f"{ship_log(args.log_dir, lake, table)} row(s) shipped to lake://{table}@{lake.snapshot(table)}")
+    else:
+        pins = lake_pins(_tracking_uri(args)) if (project / '.loopkit' / 'mlflow.db').exists() or os.environ.get('MLFLOW_TRACKING_URI') or args.tracking_uri else {}
+        if args.action == 'expire':
+            older = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=args.older_than_days)
+            show(expire_snapshots(lake, older, args.table or None, pins, keep_pinned=not args.include_pinned, dry_run=args.dry_run))
+        else:
+            if bool(args.token) == bool(args.user): raise ValueError("lake forget: give the user's --token, or their --user id (tokenized here with the project's key)")
+            token = args.token
+            if args.user:
+                from loopkit.ingest.privacy import hmac_key, tokenize
+                token = tokenize([args.user], hmac_key(project))[0].as_py()
+            report = forget_user(lake, token, args.table or None, pins, dry_run=args.dry_run)
+            show(report)
+            broken = sorted({v for b in report.breaks if b for v in b.split(", ")})
+            if broken: print(f"no longer reproducible (their lake snapshots held the user's rows): {', '.join(broken)}", file=sys.stderr)
     return 0
 
 # %% ../nbs/12_cli.ipynb #47d24ae1
@@ -290,6 +348,30 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument('--tracking-uri', help="MLflow store (default $MLFLOW_TRACKING_URI or .loopkit/mlflow.db)")
     c.add_argument('--json', action='store_true', help="print the ledger as JSON")
     c.set_defaults(func=cmd_cost)
+    rp = sub.add_parser('reproduce', help="re-create a registered version from its lineage in a fresh folder and compare")
+    rp.add_argument('version', help="a version number or an alias")
+    rp.add_argument('--name', default='loopkit-ctr', help="registered model name")
+    rp.add_argument('--out', help="the fresh folder (default reproduce/<name>-v<N>-<time> in the project)")
+    rp.add_argument('--allow-dirty', action='store_true', help="run on code or templates other than the recorded commit (the report says so)")
+    rp.add_argument('--tracking-uri', help="MLflow store of the registry (default $MLFLOW_TRACKING_URI or .loopkit/mlflow.db)")
+    rp.add_argument('--json', action='store_true', help="print the report as JSON")
+    rp.add_argument('-q', '--quiet', action='store_true', help="no progress lines")
+    rp.set_defaults(func=cmd_reproduce)
+    lk = sub.add_parser('lake', help="the project's event lake (Iceberg): tables, history, append, ship, expire, forget")
+    lk.add_argument('action', choices=['tables', 'history', 'append', 'ship', 'expire', 'forget'])
+    lk.add_argument('table', nargs='?', help="history/append/ship: the table; expire/forget: only this table")
+    lk.add_argument('file', nargs='?', help="append: a parquet file of tokenized rows")
+    lk.add_argument('--on', help="append: key columns (comma-separated): a row with a known key replaces it")
+    lk.add_argument('--log-dir', help="ship: the serving log folder")
+    lk.add_argument('--older-than-days', type=float, default=30.0, help="expire: snapshots committed before this many days ago")
+    lk.add_argument('--include-pinned', action='store_true', help="expire: also snapshots registered versions were made from (they stop being reproducible)")
+    lk.add_argument('--token', help="forget: the user's token")
+    lk.add_argument('--user', help="forget: the user's id, tokenized with the project's key (never stored)")
+    lk.add_argument('--dry-run', action='store_true', help="expire/forget: report only")
+    lk.add_argument('--uri', help="the lake catalog (default $LOOPKIT_LAKE or .loopkit/lake/catalog.db)")
+    lk.add_argument('--tracking-uri', help="the registry whose versions pin snapshots (default $MLFLOW_TRACKING_URI or .loopkit/mlflow.db)")
+    lk.add_argument('--json', action='store_true', help="print tables as JSON")
+    lk.set_defaults(func=cmd_lake)
     i = sub.add_parser('init', help="create a project from loopkit's templates")
     i.add_argument('dir')
     i.add_argument('--from', dest='source', metavar='FILE', help="your events (parquet, CSV or JSON lines): guess their declaration into pipeline.yaml")

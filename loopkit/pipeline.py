@@ -17,8 +17,9 @@ import loopkit
 __all__ = ['PROJECT_FILE', 'STAGE_NAME', 'REGISTRY_PARAMETERS', 'PipelineError', 'ParameterError', 'ProjectBusy', 'StageFailed',
            'Stage', 'Pipeline', 'templates_dir', 'find_project', 'project_tracking_uri', 'load_pipeline',
            'template_parameters', 'check_parameters', 'fingerprint', 'code_fingerprint', 'input_fingerprints',
-           'template_source_hash', 'cache_key', 'record_metrics', 'record_warning', 'stage_run_id', 'record_tags',
-           'record_artifacts', 'StageResult', 'RunRecord', 'project_lock', 'run_pipeline', 'run_status', 'run_headline']
+           'pin_lake', 'template_source_hash', 'cache_key', 'record_metrics', 'record_warning', 'stage_run_id',
+           'record_tags', 'record_artifacts', 'StageResult', 'RunRecord', 'project_lock', 'run_pipeline', 'run_status',
+           'run_headline']
 
 # %% ../nbs/11_pipeline.ipynb #9cfb8111
 class PipelineError(ValueError):
@@ -256,6 +257,28 @@ def input_fingerprints(params:dict, # a stage's parameters (resolved), with its 
     for k, v in params.items(): visit(k, v)
     return out
 
+# %% ../nbs/11_pipeline.ipynb #6010a02b
+def pin_lake(params:dict, # a stage's parameters
+             project_dir:str|Path|None=None, # the project whose lake is the default (loopkit.ingest.lake.lake_uri)
+            ) -> tuple[dict, dict]:
+    "The parameters with every `lake://table` pinned to the table's current snapshot, and {table: snapshot id} they read."
+    from loopkit.ingest.lake import Lake, LakeError, lake_ref, parse_ref
+    read, lake = {}, None
+    def visit(v):
+        nonlocal lake
+        if isinstance(v, (list, tuple)): return [visit(x) for x in v]
+        if isinstance(v, dict): return {k: visit(x) for k, x in v.items()}
+        ref = parse_ref(v)
+        if ref is None: return v
+        name, snap = ref
+        if snap is None:
+            lake = lake or Lake(project_dir=project_dir)
+            snap = lake.snapshot(name)
+            if snap is None: raise LakeError(f"lake table {name!r} has no snapshot yet: nothing to read at {v}")
+        read[name] = snap
+        return lake_ref(name, snap)
+    return {k: visit(v) for k, v in params.items()}, read
+
 # %% ../nbs/11_pipeline.ipynb #f005ae6b
 def template_source_hash(template) -> str:
     "SHA-256 of a notebook's cell types and sources (outputs and metadata left out)."
@@ -378,10 +401,11 @@ class _State:
         self.path = run_dir/'.loopkit-state.json'
         d = json.loads(self.path.read_text()) if self.path.exists() else {}
         self.stages, self.params = d.get('stages', {}), d.get('template_params', {})
-        self.pipeline = d.get('pipeline')
+        self.pipeline, self.invocation = d.get('pipeline'), d.get('invocation', {})
     def save(self):
         tmp = self.path.with_suffix('.tmp')
-        tmp.write_text(json.dumps({'pipeline': self.pipeline, 'stages': self.stages, 'template_params': self.params}, indent=1))
+        tmp.write_text(json.dumps({'pipeline': self.pipeline, 'invocation': self.invocation, 'stages': self.stages,
+                                   'template_params': self.params}, indent=1))
         tmp.replace(self.path)
 
 # %% ../nbs/11_pipeline.ipynb #770bc938
@@ -392,7 +416,7 @@ class _Tracker:
         self.uri = tracking_uri or os.environ.get('MLFLOW_TRACKING_URI') or \
             f"sqlite:///{(project_dir/'.loopkit'/'mlflow.db').resolve()}"
 
-    def start(self, stage, params, key):
+    def start(self, stage, params, key, tags=None):
         import logging; logging.getLogger('alembic').setLevel(logging.WARNING)
         from mlflow.tracking import MlflowClient
         if self.parent is None:
@@ -408,7 +432,7 @@ class _Tracker:
             self.parent = self.client.create_run(self.exp_id, run_name=f"pipeline {self.pipeline.name}",
                                                  tags={'loopkit.pipeline': str(self.pipeline.path)}).info.run_id
         run = self.client.create_run(self.exp_id, run_name=stage,
-                                     tags={'mlflow.parentRunId': self.parent, 'loopkit.stage': stage, 'loopkit.cache_key': key})
+                                     tags={'mlflow.parentRunId': self.parent, 'loopkit.stage': stage, 'loopkit.cache_key': key, **(tags or {})})
         for k, v in params.items(): self.client.log_param(run.info.run_id, k, str(v)[:6000])
         return run.info.run_id
 
@@ -513,6 +537,8 @@ def _run_locked(pipe, run_dir, overrides, force, from_stage, tracking_uri, progr
     rerun = set(force) | set(pipe.downstream(from_stage) if from_stage else [])
     state = _State(run_dir)
     state.pipeline = str(pipe.path)
+    state.invocation = {'pipeline_file': Path(pipe.path).read_text() if pipe.path and Path(pipe.path).exists() else None,
+                        'overrides': overrides}  # what `loopkit reproduce` runs again
     # every stage's parameters are checked before the first kernel starts
     resolved = {}
     for s in pipe.stages.values():
@@ -546,6 +572,10 @@ def _run_locked(pipe, run_dir, overrides, force, from_stage, tracking_uri, progr
             try: defaults[name] = ast.literal_eval(default)
             except (ValueError, SyntaxError, TypeError): pass
         effective = {**defaults, **params}
+        try: pinned, lake_read = pin_lake(effective, project_dir)  # lake://table -> lake://table@<its current snapshot>
+        except ValueError as e: raise PipelineError(f"stage '{s.name}': {e}") from None
+        params = {**params, **{k: v for k, v in pinned.items() if v != effective[k]}}
+        upstream.update({f"lake.{t}": snap for t, snap in lake_read.items()})
         upstream.update(input_fingerprints(effective, project_dir, run_dir))  # files the parameters name, by content
         for p in REGISTRY_PARAMETERS:  # the champion a stage compares against
             if isinstance(effective.get(p), str) and effective[p]:
@@ -568,7 +598,8 @@ def _run_locked(pipe, run_dir, overrides, force, from_stage, tracking_uri, progr
             continue
         t0 = time.perf_counter()
         if progress: _progress(i, n, s.name, 'running')
-        result = _execute(s, params, key, run_dir, project_dir, tracker, progress, {**declared, **cost_env}, ledger)
+        result = _execute(s, params, key, run_dir, project_dir, tracker, progress, {**declared, **cost_env}, ledger,
+                          {f"loopkit.lake.{t}": str(snap) for t, snap in lake_read.items()})
         if result.status != 'failed' and 'schema' in result.outputs: declared = {SCHEMA_ENV: result.outputs['schema']}
         result.seconds = round(time.perf_counter() - t0, 3)
         if result.status == 'failed':
@@ -576,6 +607,8 @@ def _run_locked(pipe, run_dir, overrides, force, from_stage, tracking_uri, progr
         else:
             state.stages[s.name] = {'key': key, 'status': 'ok', 'mlflow_run_id': result.mlflow_run_id, 'last': 'ran',
                                     'seconds': result.seconds, 'finished': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+                                    'template': str(s.template), 'template_hash': tpl_hash, 'lake': lake_read,
+                                    'pinned': {k: v for k, v in params.items() if k in pinned and v != effective[k]},
                                     'outputs': {k: fingerprint(p) for k, p in outputs.items()}}
             if any(p in (REGISTRY_PARAMETERS) for p in params) or 'registered' in s.outputs: champions.clear()  # it may have moved the alias
         state.save()
@@ -624,7 +657,7 @@ def _stop_leftovers(folder:Path):
             try: os.kill(int(proc.name), signal.SIGKILL)
             except OSError: pass
 
-def _execute(s, params, key, run_dir, project_dir, tracker, progress, extra_env=None, ledger=None):
+def _execute(s, params, key, run_dir, project_dir, tracker, progress, extra_env=None, ledger=None, tags=None):
     "Execute one stage's template in a staging folder; publish its outputs only when it succeeds."
     import papermill
     staging = run_dir/'.staging'/s.name
@@ -634,7 +667,7 @@ def _execute(s, params, key, run_dir, project_dir, tracker, progress, extra_env=
         _remove(staging, run_dir)
     staging.mkdir(parents=True, exist_ok=True); marker.write_text(key)
     notebook = staging/f"{s.name}.ipynb"
-    run_id = tracker.start(s.name, params, key)
+    run_id = tracker.start(s.name, params, key, tags)
     env = {'MLFLOW_TRACKING_URI': tracker.uri, 'LOOPKIT_MLFLOW_RUN_ID': run_id,
            'LOOPKIT_PROJECT_DIR': str(project_dir), 'LOOPKIT_RUN_DIR': str(run_dir), 'LOOPKIT_STAGE': s.name, **(extra_env or {})}
     saved = {k: os.environ.get(k) for k in env}

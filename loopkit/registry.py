@@ -175,6 +175,7 @@ def _lineage_tags(lineage:dict|None) -> dict:
     tags = {f"loopkit.{k}": str(lineage[k]) for k in ("data_fingerprint", "feature_set_version", "code_version", "pipeline_run_id", "run_dir")
             if lineage.get(k) is not None}
     if lineage.get("cost"): tags["loopkit.cost"] = f"{lineage['cost']['total']:.6f} {lineage['cost']['currency']}"
+    if lineage.get("lake"): tags["loopkit.lake"] = " ".join(f"{t}@{s}" for t, s in sorted(lineage["lake"].items()))  # the snapshots it needs
     return tags
 
 
@@ -329,26 +330,32 @@ def collect_lineage(model_dir:str|Path, # the model directory being registered
                    ) -> dict:
     "What reproduces a model: data fingerprint, feature-set version, code version, pipeline run and executed notebooks; and what it cost."
     from loopkit import __version__
-    from loopkit.pipeline import fingerprint
+    from loopkit.pipeline import code_fingerprint, fingerprint
     run_dir = run_dir or os.environ.get("LOOPKIT_RUN_DIR")
     project_dir = project_dir or os.environ.get("LOOPKIT_PROJECT_DIR") or os.getcwd()
     run_id = run_id or os.environ.get("LOOPKIT_MLFLOW_RUN_ID")
     fs = Path(model_dir) / "feature_set.json"
     out = {"data": str(data) if data else None, "data_fingerprint": fingerprint(data) if data else None,
            "feature_set_version": json.loads(fs.read_text()).get("feature_set_version") if fs.exists() else None,
-           "code_version": _git_commit(project_dir), "loopkit_version": __version__,
-           "run_dir": str(Path(run_dir).resolve()) if run_dir else None, "pipeline_run_id": None, "stages": {}}
+           "code_version": _git_commit(project_dir), "loopkit_version": __version__, "loopkit_code": code_fingerprint(),
+           "run_dir": str(Path(run_dir).resolve()) if run_dir else None, "pipeline_run_id": None, "stages": {}, "lake": {}}
     if run_id:
         with _quiet_mlflow():
             client, _ = _client(tracking_uri)
             try: out["pipeline_run_id"] = client.get_run(run_id).data.tags.get("mlflow.parentRunId")
             except MlflowException: pass
     state = Path(run_dir) / ".loopkit-state.json" if run_dir else None
-    if state is not None and state.exists():  # every upstream stage: its notebook, cache key, MLflow run, output hashes
-        for stage, s in json.loads(state.read_text()).get("stages", {}).items():
+    if state is not None and state.exists():  # every upstream stage: its notebook, cache key, MLflow run, output hashes, lake snapshots
+        saved = json.loads(state.read_text())
+        out["invocation"] = {"pipeline": saved.get("pipeline"), **saved.get("invocation", {})}  # what `loopkit reproduce` runs again
+        for stage, s in saved.get("stages", {}).items():
             nb = Path(run_dir) / stage / f"{stage}.ipynb"
             out["stages"][stage] = {"notebook": str(nb.resolve()) if nb.exists() else None, "cache_key": s.get("key"),
-                                    "mlflow_run_id": s.get("mlflow_run_id"), "outputs": s.get("outputs", {})}
+                                    "mlflow_run_id": s.get("mlflow_run_id"), "outputs": s.get("outputs", {}),
+                                    **{k: s[k] for k in ("template", "template_hash", "lake", "pinned") if k in s}}
+            out["lake"].update(s.get("lake") or {})
+            landed = Path(run_dir) / stage / "lake.json"  # what a stage wrote to the lake (the ingest stage's events)
+            if landed.exists(): out["lake"].update(json.loads(landed.read_text()).get("landed") or {})
     ledger = Path(run_dir) / "ledger.json" if run_dir else None
     if ledger is not None and ledger.exists():  # what the stages that made it cost (loopkit.loop.cost)
         cost = json.loads(ledger.read_text())

@@ -18,7 +18,9 @@ from .movielens import load_movielens
 from .privacy import FINGERPRINT_METADATA, DevelopmentKeyWarning, hmac_key, key_fingerprint, write_pseudonymous_events
 from .sources import project_path
 from .synth import synth_events, to_unix
-from ..pipeline import record_warning
+from ..pipeline import fingerprint, record_warning
+from .lake import Lake, lake_events, parse_ref
+import tempfile
 
 # %% auto #0
 __all__ = ['LIVE_WITHIN', 'read_source', 'tokens_key', 'ingest']
@@ -102,9 +104,22 @@ def ingest(source:str="synth", # "synth", "movielens", or a parquet, CSV or JSON
            item_columns:dict|None=None, # a team's items: loopkit's item column -> the source's, e.g. {"item_id": "sku", "title": "name"}
            item_format:str|None=None, # a team's items: parquet | csv | json when the names do not tell
            item_features:dict|None=None, # item columns joined to every event as declared features: {"text": [...], "numeric": [...], "categorical": [...]}
+           lake:str|None=None, # a lake table the tokenized events land in (loopkit.ingest.lake; an event's correction replaces it by event_id); None: none
            **synth, # synth: the arguments of `synth_events` (n_events, seed, shift_at, ...)
           ) -> tuple[pa.Table, bool]:
-    "Read `source`, write its events with user ids as keyed HMAC tokens to `out`; return them, and whether a development key was used."
+    "Read `source` (a lake://table@snapshot too), write its events with user ids as keyed HMAC tokens to `out`; return them, and whether a development key was used."
+    if parse_ref(source) is not None:  # the lake: its rows at the pinned snapshot go through the file path (they are loopkit's own tokens)
+        kw = {k: v for k, v in locals().items() if k not in ("source", "synth")}
+        rows, read = lake_events(source)
+        with tempfile.TemporaryDirectory(prefix="loopkit-lake-") as tmp:
+            pq.write_table(rows, Path(tmp) / "events.parquet")
+            events, development = ingest(str(Path(tmp) / "events.parquet"), **{**kw, "lake": None if lake in read else lake}, **synth)
+        folder = Path(out).parent
+        report = json.loads((folder / "source.json").read_text())
+        (folder / "source.json").write_text(json.dumps({**report, "source": source}, indent=1, default=str) + "\n")
+        landed = json.loads((folder / "lake.json").read_text())["landed"]
+        (folder / "lake.json").write_text(json.dumps({"read": read, "landed": landed}, indent=1) + "\n")
+        return events, development
     events, report = read_source(source, since, movielens_dir, columns, label, features, ts_format, negatives, session_gap,
                                  live, format, read_options, join, **synth)
     items_table, events, item_roles = ingest_items(items, Path(out).parent / "items.parquet", events, item_columns, item_format, item_features,
@@ -130,4 +145,9 @@ def ingest(source:str="synth", # "synth", "movielens", or a parquet, CSV or JSON
     if tokens_already: pq.write_table(events.replace_schema_metadata({FINGERPRINT_METADATA: marked.encode()}), out, write_page_checksum=True)  # loopkit's own tokens (the serving log)
     else: write_pseudonymous_events(events, out, key)  # raw user ids stay in this process's memory only
     print(f"user_id holds keyed HMAC tokens; key fingerprint {key_fingerprint(key)}")
+    landed = {}
+    if lake:  # the same events landed again commit nothing: the write's key is their content
+        landed[lake] = Lake().write(lake, pq.read_table(out), on=["event_id"], key=fingerprint(out)[:32])
+        print(f"landed in the lake: lake://{lake}@{landed[lake]}")
+    (folder / "lake.json").write_text(json.dumps({"read": {}, "landed": landed}, indent=1) + "\n")
     return pq.read_table(out), bool(key_warnings)

@@ -209,6 +209,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--state", default="memory", help="where online feature state lives: memory, redis://host:port/db (shared by "
                    "replicas; warm it once), rocksdb:///folder or tiered:///warm-folder?hot_keys=N&cold=states.parquet")
     p.add_argument("--log-dir", default="serve_log", help="parquet log folder ('' for none)")
+    p.add_argument("--lake", nargs="?", const="", default=None, metavar="URI", help="ship the log into the event lake's serving_log "
+                   "table (Iceberg; loopkit.ingest.lake): the project's lake, or this catalog URI")
+    p.add_argument("--ship-every", type=float, default=15.0, help="with --lake: seconds between shipments")
     p.add_argument("--k", type=int, default=10, help="items returned per request")
     p.add_argument("--explore", type=float, default=0.0, help="share of requests with an exploration slot (0 = none)")
     p.add_argument("--rollout", choices=ROLLOUT_MODES, default="off", help="rollout given to each new challenger")
@@ -259,7 +262,8 @@ def service_from_args(argv:list[str]|None=None, # command-line words after `loop
                   shared=RedisRollout(redis_store(a.shared_rollout).client, f"loopkit:rollout:{a.model_name}:") if a.shared_rollout else None,
                   content=content_filter(a.lexicon, a.risk_model, a.items, a.reviews, a.holds, block_at=a.block_at, demote_at=a.demote_at,
                                          unreviewed_cap=a.unreviewed_cap) if a.lexicon or a.risk_model or a.items or a.reviews or a.holds else None,
-                  degrade=Degradation(a.latency_budget_ms, a.max_queue, recover_after=a.recover_after) if a.degrade else None)
+                  degrade=Degradation(a.latency_budget_ms, a.max_queue, recover_after=a.recover_after) if a.degrade else None,
+                  lake=a.lake, ship_every=a.ship_every)
     return svc, dict(host=a.host, port=a.port, poll_interval=a.poll_interval, reuse_port=a.reuse_port)
 
 # %% ../../nbs/08_serving/08_http.ipynb #0e8ee563

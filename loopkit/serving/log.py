@@ -152,10 +152,10 @@ def read_log(path:str|Path, # the log folder of a Service
     return table.replace_schema_metadata({FINGERPRINT_METADATA: keys.pop()}) if len(keys) == 1 and None not in keys else table
 
 # %% ../../nbs/08_serving/04_log.ipynb #da649b85
-def log_events(path:str|Path, # the log folder of a Service
+def log_events(path:str|Path|pa.Table, # the log folder of a Service, or its rows (`read_log`, or a lake snapshot of them)
               ) -> pa.Table:
     "Shown impressions with their click and dwell from feedback, in the event-schema shape the features read."
-    log = read_log(path)
+    log = path.sort_by([("ts", "ascending"), ("request_id", "ascending"), ("position", "ascending")]) if isinstance(path, pa.Table) else read_log(path)
     con = duckdb.connect()
     con.register("log", log)
     out = con.sql("""

@@ -61,11 +61,13 @@ class Service(RolloutControl):
                  shared:SharedRollout|None=None, # where replicas keep the ramp's position (RedisRollout); this process's own when None
                  content:ContentFilter|None=None, # the content filter applied before ranking (loopkit.serving.safety); none when None
                  degrade:Degradation|None=None, # steps down under overload (loopkit.serving.degrade); never when None
+                 lake:str|None=None, # ship the log into the event lake's serving_log table: a catalog URI, "" for the project's lake; never when None
+                 ship_every:float=15.0, # seconds between shipments to the lake (a row is queryable within this plus the log's flush)
                 ):
         self.models, self.features, self.key, self.log_dir, self.k = models, features, key, log_dir, k
         self.exploration, self.rollout, self.max_candidates, self.feedback_window = exploration, rollout, max_candidates, feedback_window
         self.on_promote, self.on_rollback, self.clock, self.hybrid, self.max_skew = on_promote, on_rollback, clock, hybrid, max_skew
-        self.shared, self.content, self.degrade = shared, content, degrade
+        self.shared, self.content, self.degrade, self.lake, self.ship_every = shared, content, degrade, lake, ship_every
 
     def start(self) -> Service:
         "Load the models and set up state now (otherwise the first call does); return self."
@@ -81,6 +83,10 @@ class Service(RolloutControl):
         self.rollout_ = replace(self.default_rollout_)
         self.metrics_ = ServingMetrics()
         self.log_ = ServeLog(self.log_dir, key_fingerprint=key_fingerprint(self.key_)) if self.log_dir is not None else None
+        self.shipper_ = None
+        if self.lake is not None and self.log_dir is not None:
+            from loopkit.ingest.lake import LogShipper
+            self.shipper_ = LogShipper(self.log_dir, self.lake or None, interval=self.ship_every).start()
         self.rng_ = np.random.default_rng(self.exploration.seed if self.exploration else 0)
         self.pending_, self.tokens_, self.cache_ = OrderedDict(), OrderedDict(), OrderedDict()
         self.posteriors_, self.history_, self.retired_ = {}, [], set()
@@ -544,3 +550,4 @@ def close(self:Service):
     self.stop_.set()
     if self.thread_ is not None: self.thread_.join(timeout=30)
     if self.log_ is not None: self.log_.close()
+    if getattr(self, "shipper_", None) is not None: self.shipper_.stop()  # what the log wrote last lands too
