@@ -57,7 +57,12 @@ def lake_catalog(uri:str|None=None, # sqlite:///..., postgresql+psycopg2://... o
         raise LakeError(f"the lake catalog {uri.split('@')[-1]} keeps table metadata only; set ${WAREHOUSE_ENV} to where its data files go "
                         "(a folder every machine sees, or an object store URI)")
     if "://" not in warehouse: Path(warehouse).mkdir(parents=True, exist_ok=True); warehouse = Path(warehouse).resolve().as_uri()
-    return SqlCatalog(NAMESPACE, uri=uri, warehouse=warehouse)
+    from sqlalchemy.exc import OperationalError
+    for attempt in range(5):  # two processes creating a new catalog at once: the second finds its tables half made
+        try: return SqlCatalog(NAMESPACE, uri=uri, warehouse=warehouse)
+        except OperationalError as e:
+            if "already exists" not in str(e) and "locked" not in str(e) or attempt == 4: raise
+            time.sleep(0.1 * (attempt + 1))
 
 # %% ../../nbs/01_ingest/09_lake.ipynb #f286418e
 def parse_ref(value, # a parameter value
@@ -148,6 +153,7 @@ class Lake:
              ) -> int|None:
         "Add `data` to table `name` in one snapshot and return its id (with `key`, the earlier snapshot of the same write)."
         from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
+        from sqlalchemy.exc import OperationalError  # SQLite busy with another writer
         if not _NAME.fullmatch(name): raise LakeError(f"{name!r} is not a lake table name: lower-case letters, digits and '_'")
         props = {**{str(k): str(v) for k, v in (properties or {}).items()}, **({"loopkit.key": key} if key else {})}
         plain = data.replace_schema_metadata(None)
@@ -180,7 +186,7 @@ class Lake:
                 if on and tb.current_snapshot() is not None: tb.upsert(rows, join_cols=on, snapshot_properties=props)
                 else: tb.append(rows, snapshot_properties=props)
                 return tb.refresh().current_snapshot().snapshot_id
-            except (CommitFailedException, TableAlreadyExistsError): time.sleep(0.05 * 2 ** attempt)  # another writer committed first: retry on its state
+            except (CommitFailedException, TableAlreadyExistsError, OperationalError): time.sleep(0.05 * 2 ** attempt)  # another writer committed first: retry on its state
         raise LakeError(f"lake table {name!r}: could not commit after 6 tries while other writers kept changing it; try again")
 
     def snapshot(self, name:str) -> int|None:
@@ -344,18 +350,21 @@ def ship_log(log_dir:str|Path, # a Service's log folder (loopkit.serving.log.Ser
              lake:Lake, # the lake
              table:str="serving_log", # the lake table the log goes to
             ) -> int:
-    "Append the log files not yet in the lake to `table` in one snapshot (at most once each, across crashes); return the rows added."
+    "Append the log files not yet in the lake to `table` in one snapshot (each file once: the snapshot names its files); return the rows added."
     import hashlib, pyarrow.parquet as pq
     log_dir = Path(log_dir)
     ledger = _shipped_file(log_dir)
     done = set(ledger.read_text().split()) if ledger.exists() else set()
+    if table in lake.tables():  # and what the lake says it holds: a crash between a commit and the ledger loses nothing twice
+        for s in lake.table(table).snapshots():
+            done.update(json.loads((s.summary.additional_properties if s.summary is not None else {}).get("loopkit.log_files", "[]")))
     new = sorted(p.relative_to(log_dir).as_posix() for p in log_dir.glob("date=*/hour=*/part-*.parquet"))
     new = [p for p in new if p not in done]
     if not new: return 0
     parts = [pq.read_table(log_dir / p) for p in new]
     rows = pa.concat_tables(parts, promote_options="default")
     key = hashlib.sha256("\n".join(new).encode()).hexdigest()[:32]  # a crash between commit and ledger: the same files commit nothing again
-    lake.write(table, rows.replace_schema_metadata(parts[0].schema.metadata), key=key)
+    lake.write(table, rows.replace_schema_metadata(parts[0].schema.metadata), key=key, properties={"loopkit.log_files": json.dumps(new)})
     with open(ledger, "a") as f: f.write("\n".join(new) + "\n")
     return rows.num_rows
 
