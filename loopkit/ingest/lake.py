@@ -245,7 +245,7 @@ def _referenced(tb) -> set[str]:
         out.add(s.manifest_list)
         for m in s.manifests(tb.io):
             out.add(m.manifest_path)
-            for e in m.fetch_manifest_entry(tb.io, discard_deleted=False): out.add(e.data_file.file_path)
+            for e in m.fetch_manifest_entry(tb.io, discard_deleted=True): out.add(e.data_file.file_path)  # a file a snapshot marks deleted is no longer read by it
     return out
 
 def _drop_unreferenced(tb) -> list[str]:

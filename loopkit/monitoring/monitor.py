@@ -18,7 +18,39 @@ from loopkit.monitoring.psi import (DriftReference, freeze_reference, psi, psi_f
     _raw, _seconds)
 
 # %% auto #0
-__all__ = ['monitor_window', 'DriftAlert', 'DriftMonitor', 'read_window', 'reference_for', 'check_not_itself', 'no_signal']
+__all__ = ['expected_auc', 'estimate_performance', 'monitor_window', 'DriftAlert', 'DriftMonitor', 'read_window', 'reference_for',
+           'check_not_itself', 'no_signal']
+
+# %% ../../nbs/09_monitoring/02_monitor.ipynb #1207aa91
+def expected_auc(p, # calibrated click probabilities, one per row
+                 s=None, # the scores that rank the rows; `p` when None
+                ) -> float:
+    "The AUC the scores `s` are expected to reach if each row clicks with probability `p` (CBPE)."
+    from sklearn.metrics import roc_auc_score
+    p = np.clip(np.asarray(p, np.float64), 0.0, 1.0)
+    s = p if s is None else np.asarray(s, np.float64)
+    if len(p) == 0 or p.sum() == 0 or (1 - p).sum() == 0: return float("nan")
+    return float(roc_auc_score(np.r_[np.ones(len(p)), np.zeros(len(p))], np.r_[s, s], sample_weight=np.r_[p, 1 - p]))
+
+def estimate_performance(scores, # the model's scores for the window's rows
+                         calibration:float=1.0, # mean score over click-rate on the reference (DriftReference.baseline['calibration'])
+                         labels=None, # the window's clicks once they are in (0/1), to check the estimate
+                        ) -> dict:
+    "Expected click-rate and AUC of a window from its scores alone, and, with labels, the realised ones and the estimate's error."
+    s = np.asarray(scores, np.float64); keep = ~np.isnan(s)
+    p = np.clip(s[keep] / (calibration or 1.0), 0.0, 1.0)
+    out = dict(expected_ctr=float(p.mean()) if len(p) else None, expected_auc=expected_auc(p, s[keep]) if len(p) else None)
+    out = {k: (None if v is None or math.isnan(v) else v) for k, v in out.items()}
+    if labels is not None:
+        from sklearn.metrics import roc_auc_score
+        y = np.asarray(labels, np.float64)[keep]; known = ~np.isnan(y)
+        y, sk = y[known], s[keep][known]
+        out["realised_ctr"] = float(y.mean()) if len(y) else None
+        out["realised_auc"] = float(roc_auc_score(y, sk)) if len(np.unique(y)) == 2 else None
+        err = lambda a, b: None if a is None or b is None else a - b
+        out["auc_estimate_error"] = err(out["expected_auc"], out["realised_auc"])
+        out["ctr_estimate_error"] = err(out["expected_ctr"], out["realised_ctr"])
+    return out
 
 # %% ../../nbs/09_monitoring/02_monitor.ipynb #3208dba4
 def monitor_window(window, # a window of the serving log / events: ts, click, dwell, score and the monitored features
@@ -49,6 +81,7 @@ def monitor_window(window, # a window of the serving log / events: ts, click, dw
     calibration_ref = base.get("calibration", 1.0)
     rec_model = dict(dimension="model", **head, score_psi=score_psi, mean_score=mean_score, mean_score_ref=base.get("mean_score"),
                      calibration=calibration, calibration_ref=calibration_ref, calibration_change=rel(calibration, calibration_ref))
+    if s is not None: rec_model.update(estimate_performance(s, calibration_ref, y))  # expected AUC and click-rate before the labels, checked once they are in
     rec_model["status"] = ("unknown" if s is None else "drift" if (score_psi or 0) > threshold
                            or abs(rec_model["calibration_change"] or 0) > tolerance else "ok")
     d = num(dwell)[y > 0] if dwell in names and y is not None else None
