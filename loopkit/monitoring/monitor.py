@@ -105,6 +105,7 @@ class DriftAlert:
     active:dict # what was active at `since`: {kind: value} from note_change (model version, feature-set version)
     preceding_change:dict|None # the last change noted at or before `since`: {kind, value, at}
     raised_wall:float # wall-clock time (time.time()) at which it was raised
+    severity:str="minor" # the largest PSI over its column's threshold: minor (under 2x), major (under 4x), critical
 
     def to_dict(self) -> dict:
         "The alert as JSON-friendly values."
@@ -124,10 +125,11 @@ class DriftMonitor:
                  top:int=5, # drifting columns listed in an alert
                  on_alert=None, # called with each DriftAlert (the closed loop starts retraining from it)
                  ts:str="ts", # event-time column (unix seconds)
+                 thresholds:dict|None=None, # per-column thresholds (loopkit.monitoring.alerts.calibrate_thresholds); `threshold` for the rest
                 ):
         self.reference, self.threshold, self.sustain, self.window = reference, threshold, sustain, window
         self.min_rows, self.max_window, self.resolution, self.top = min_rows, max_window, resolution, top
-        self.on_alert, self.ts = on_alert, ts
+        self.on_alert, self.ts, self.thresholds = on_alert, ts, thresholds
 
     def __repr__(self):
         n = len(getattr(self, "alerts_", []))
@@ -147,6 +149,10 @@ def _setup(self:DriftMonitor):
     self.sustain_s_, self.window_s_ = _seconds(self.sustain, "sustain"), _seconds(self.window, "window")
     self.max_window_s_, self.resolution_s_ = _seconds(self.max_window, "max_window"), _seconds(self.resolution, "resolution")
     if self.max_window_s_ < self.window_s_: raise ValueError(f"max_window ({self.max_window}) is shorter than window ({self.window})")
+    unknown = sorted(set(self.thresholds or {}) - set(self.reference.names))
+    if unknown: raise ValueError(f"thresholds name columns the reference does not monitor: {unknown}; it monitors {self.reference.names}")
+    self.thr_ = np.array([float((self.thresholds or {}).get(c, self.threshold)) for c in self.reference.names])
+    if not (self.thr_ > 0).all(): raise ValueError(f"every threshold must be a positive PSI, got {dict(zip(self.reference.names, self.thr_))}")
     n = len(self.reference.columns)
     self.buckets_, self.changes_, self.alerts_, self.history_ = {}, [], [], []
     self.psi_, self.above_since_ = np.full(n, np.nan), np.full(n, np.nan)
@@ -225,7 +231,7 @@ def observe(self:DriftMonitor,
         raise ValueError(f"DriftMonitor.observe: now={now} is before the previous observation ({self.now_}); event time only moves forward")
     self.now_ = now
     self.psi_, self.window_start_ = self._window_psi(now)
-    above, below = self.psi_ > self.threshold, self.psi_ <= self.threshold         # NaN (too few rows) is neither
+    above, below = self.psi_ > self.thr_, self.psi_ <= self.thr_                   # NaN (too few rows) is neither
     self.above_since_[above & np.isnan(self.above_since_)] = now
     self.above_since_[below] = np.nan; self.alerted_[below] = False                 # recovered: re-armed
     self.history_.append((now, self.psi_.copy()))
@@ -237,10 +243,12 @@ def observe(self:DriftMonitor,
     since = int(np.nanmin(self.above_since_[new]))
     top = order(above)[: self.top]
     prior = [c for c in self.changes_ if c["at"] <= since]
+    ratio = float(np.max(self.psi_[new] / self.thr_[new]))
     alert = DriftAlert(at=now, since=since, features={names[i]: round(float(self.psi_[i]), 6) for i in order(new)},
                        top={names[i]: round(float(self.psi_[i]), 6) for i in top},
                        window=(int(np.nanmin(self.window_start_[new])), now), active=self.active_at(since),
-                       preceding_change=dict(prior[-1]) if prior else None, raised_wall=time.time())
+                       preceding_change=dict(prior[-1]) if prior else None, raised_wall=time.time(),
+                       severity="minor" if ratio < 2 else "major" if ratio < 4 else "critical")
     self.alerts_.append(alert)
     if self.on_alert is not None: self.on_alert(alert)
     return alert
@@ -258,7 +266,7 @@ def history(self:DriftMonitor) -> pd.DataFrame:
 def state(self:DriftMonitor) -> pd.DataFrame:
     "Each column's PSI at the last observation, since when it has been drifted, and whether it has alerted."
     self._setup()
-    return pd.DataFrame({"psi": self.psi_, "above_since": self.above_since_, "alerted": self.alerted_,
+    return pd.DataFrame({"psi": self.psi_, "threshold": self.thr_, "above_since": self.above_since_, "alerted": self.alerted_,
                          "window_start": self.window_start_}, index=pd.Index(self.reference.names, name="column"))
 
 # %% ../../nbs/09_monitoring/02_monitor.ipynb #e104dd3c
