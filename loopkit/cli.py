@@ -12,9 +12,9 @@ import yaml
 from .pipeline import PipelineError, ParameterError, ProjectBusy, find_project, project_tracking_uri, run_headline, run_pipeline, run_status, templates_dir
 
 # %% auto #0
-__all__ = ['VERSION_COLUMNS', 'parse_overrides', 'cmd_run', 'cmd_cost', 'cmd_status', 'cmd_reproduce', 'cmd_lake', 'cmd_init',
-           'cmd_docs', 'cmd_data', 'cmd_versions', 'cmd_promote', 'cmd_rollback', 'cmd_serve', 'cmd_loop', 'cmd_watch',
-           'parser', 'main']
+__all__ = ['VERSION_COLUMNS', 'parse_overrides', 'cmd_run', 'cmd_cost', 'cmd_status', 'cmd_reproduce', 'cmd_why', 'cmd_lake',
+           'cmd_init', 'cmd_docs', 'cmd_data', 'cmd_versions', 'cmd_promote', 'cmd_rollback', 'cmd_serve', 'cmd_loop',
+           'cmd_watch', 'parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #08bc955d
 def parse_overrides(items:list, # strings of the form STAGE.NAME=VALUE
@@ -127,6 +127,23 @@ def cmd_reproduce(args):
     print(f"{args.name} v{report['version']}: {report['verdict']} in {report['folder']} ({report['metrics_compared'] or 0} metrics, "
           f"weights {'bit-identical' if report['weights_differ'] == [] else 'different'}; lake snapshots {lake}; code {report['code_version']})")
     return 0 if report["verdict"].startswith("reproduced") else 1
+
+# %% ../nbs/12_cli.ipynb #bfc6f5a4
+def cmd_why(args):
+    "`loopkit why [MONITOR]`: the candidate causes of a monitor stage's alert, ranked with their evidence, the project's deploys and configuration changes among them."
+    import pandas as pd
+    from loopkit.monitoring.why import project_changes, why
+    project = find_project() or Path.cwd()
+    path = Path(args.monitor)
+    if not path.is_absolute() and not path.exists(): path = project / args.monitor
+    extra = json.loads(Path(args.changes).read_text()) if args.changes else []
+    if not isinstance(extra, list): raise ValueError(f"{args.changes} must hold a JSON list of changes: [{{\"kind\": ..., \"at\": unix seconds, \"what\": ..., \"columns\": [...]}}]")
+    found = [] if args.no_project else project_changes(project, args.name, _tracking_uri(args))
+    ranked = why(path, args.alert, found + extra, window=args.window)
+    if args.json: print(ranked.to_json(orient='records')); return 0
+    print(f"causes of alert {args.alert} in {path}, most likely first ({len(found)} recorded change(s) considered):")
+    with pd.option_context('display.width', 200, 'display.max_colwidth', 90): print(ranked.head(args.top).to_string(index=False))
+    return 0
 
 # %% ../nbs/12_cli.ipynb #d99d3206
 def cmd_lake(args):
@@ -357,6 +374,17 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument('--json', action='store_true', help="print the report as JSON")
     rp.add_argument('-q', '--quiet', action='store_true', help="no progress lines")
     rp.set_defaults(func=cmd_reproduce)
+    y = sub.add_parser('why', help="rank the candidate causes of a monitor alert with their evidence")
+    y.add_argument('monitor', nargs='?', default='runs/latest/monitor', help="a monitor stage's folder or its drift.json (default runs/latest/monitor)")
+    y.add_argument('--alert', type=int, default=0, help="which of its alerts (default 0, the first)")
+    y.add_argument('--changes', help="a JSON file with more changes: [{kind, at (unix s), what, columns}]")
+    y.add_argument('--window', help="the rows to read instead of the window drift.json names")
+    y.add_argument('--no-project', action='store_true', help="leave out the project's deploys and pipeline parameter changes")
+    y.add_argument('--name', default='loopkit-ctr', help="registered model whose champion moves are deploys")
+    y.add_argument('--tracking-uri', help="MLflow store (default $MLFLOW_TRACKING_URI or .loopkit/mlflow.db)")
+    y.add_argument('--top', type=int, default=10, help="causes to print")
+    y.add_argument('--json', action='store_true', help="print the ranking as JSON")
+    y.set_defaults(func=cmd_why)
     lk = sub.add_parser('lake', help="the project's event lake (Iceberg): tables, history, append, ship, expire, forget")
     lk.add_argument('action', choices=['tables', 'history', 'append', 'ship', 'expire', 'forget'])
     lk.add_argument('table', nargs='?', help="history/append/ship: the table; expire/forget: only this table")

@@ -1,5 +1,5 @@
 "Drift monitoring: PSI against a reference computation and Evidently, the alert on the synthetic shift, the monitor template."
-import json, os
+import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -152,3 +152,9 @@ def test_the_monitor_template_runs_with_papermill(tmp_path):
     assert metrics["max_psi"] == max(drift["psi"].values()) and metrics["n_drifted"] >= 1
     assert (tmp_path / "drift_report.html").stat().st_size > 10_000
     assert DriftReference.load(tmp_path / "reference.json").names == list(drift["psi"])
+    causes = drift["causes"]
+    assert len(causes) == len(drift["alerts"]) >= 1
+    out = subprocess.run([str(Path(sys.executable).parent / "loopkit"), "why", str(tmp_path), "--no-project", "--json"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == causes[0]                        # `loopkit why` ranks what the stage ranked
+    assert causes[0][0]["kind"] == "shift of interest"                # nothing broke and nothing was deployed in this world
