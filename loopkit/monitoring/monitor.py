@@ -125,7 +125,7 @@ class DriftMonitor:
                  top:int=5, # drifting columns listed in an alert
                  on_alert=None, # called with each DriftAlert (the closed loop starts retraining from it)
                  ts:str="ts", # event-time column (unix seconds)
-                 thresholds:dict|None=None, # per-column thresholds (loopkit.monitoring.alerts.calibrate_thresholds); `threshold` for the rest
+                 thresholds:dict|None=None, # per-column thresholds, one or 24 (per hour, UTC) each (loopkit.monitoring.alerts.calibrate_thresholds); `threshold` for the rest
                 ):
         self.reference, self.threshold, self.sustain, self.window = reference, threshold, sustain, window
         self.min_rows, self.max_window, self.resolution, self.top = min_rows, max_window, resolution, top
@@ -151,8 +151,12 @@ def _setup(self:DriftMonitor):
     if self.max_window_s_ < self.window_s_: raise ValueError(f"max_window ({self.max_window}) is shorter than window ({self.window})")
     unknown = sorted(set(self.thresholds or {}) - set(self.reference.names))
     if unknown: raise ValueError(f"thresholds name columns the reference does not monitor: {unknown}; it monitors {self.reference.names}")
-    self.thr_ = np.array([float((self.thresholds or {}).get(c, self.threshold)) for c in self.reference.names])
-    if not (self.thr_ > 0).all(): raise ValueError(f"every threshold must be a positive PSI, got {dict(zip(self.reference.names, self.thr_))}")
+    def hours(c, v):  # one threshold, or 24: one per hour of the day (UTC), for a column with a daily rhythm
+        v = np.full(24, float(v)) if np.ndim(v) == 0 else np.asarray(v, np.float64)
+        if v.shape != (24,) or not (v > 0).all(): raise ValueError(f"the threshold of {c} must be a positive PSI or 24 of them (one per hour), got {v.tolist()}")
+        return v
+    self.thr_table_ = np.stack([hours(c, (self.thresholds or {}).get(c, self.threshold)) for c in self.reference.names])
+    self.thr_ = self.thr_table_[:, 0].copy()
     n = len(self.reference.columns)
     self.buckets_, self.changes_, self.alerts_, self.history_ = {}, [], [], []
     self.psi_, self.above_since_ = np.full(n, np.nan), np.full(n, np.nan)
@@ -231,6 +235,7 @@ def observe(self:DriftMonitor,
         raise ValueError(f"DriftMonitor.observe: now={now} is before the previous observation ({self.now_}); event time only moves forward")
     self.now_ = now
     self.psi_, self.window_start_ = self._window_psi(now)
+    self.thr_ = self.thr_table_[:, int(now % 86400 // 3600)]                       # each column's threshold at this hour
     above, below = self.psi_ > self.thr_, self.psi_ <= self.thr_                   # NaN (too few rows) is neither
     self.above_since_[above & np.isnan(self.above_since_)] = now
     self.above_since_[below] = np.nan; self.alerted_[below] = False                 # recovered: re-armed
