@@ -158,3 +158,4 @@ def test_the_monitor_template_runs_with_papermill(tmp_path):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == causes[0]                        # `loopkit why` ranks what the stage ranked
     assert causes[0][0]["kind"] == "shift of interest"                # nothing broke and nothing was deployed in this world
+    assert drift["feature_mismatch"] is None and "expected_auc" not in metrics    # no feature log, no score: neither is made up

@@ -309,6 +309,32 @@ def test_log_is_partitioned_by_event_time_and_holds_no_raw_ids(models, tmp_path)
     assert len(events) == 3 * 5 * 5 and events.click.sum() == 15 and (events.event_id.to_numpy() == np.arange(len(events))).all()
 
 
+def test_the_features_each_impression_was_scored_with_are_logged_and_recomputed_offline(models, tmp_path):
+    from loopkit.monitoring.consistency import feature_mismatch
+    from loopkit.serving.log import log_to_events, read_feature_log
+    svc = service(models, local(models, "1"), log_dir=tmp_path / "log", log_features=True)
+    simulate(svc, models, 60, T0, stop_when_off=False)
+    svc.close()
+    served = read_feature_log(tmp_path / "log")
+    assert served.num_rows == 60 * 5 and all(u.startswith("u_") for u in served["user_id"].to_pylist())
+    assert read_log(tmp_path / "log", event="impression").num_rows == 60 * 5          # the serving log itself is unchanged
+    report = feature_mismatch(tmp_path / "log", log_to_events(log_events(tmp_path / "log")))
+    assert set(report.feature) == set(svc.feature_names_) & set(served.column_names) and len(report) >= 5
+    assert (report.rows == 60 * 5).all()
+    # feedback arrives with each request, before the next: online and offline agree on every feature
+    assert report.mismatched.sum() == 0, report.to_string()
+    import json, papermill   # the monitor stage reports the same, given the log
+    events = log_to_events(log_events(tmp_path / "log"))
+    half = events.num_rows // 2
+    pq.write_table(events.slice(0, half), tmp_path / "before.parquet"); pq.write_table(events.slice(half), tmp_path / "after.parquet")
+    papermill.execute_notebook(str(Path(__file__).parents[1] / "templates" / "monitor.ipynb"), str(tmp_path / "monitor.ipynb"), cwd=str(tmp_path),
+                               kernel_name="python3", progress_bar=False,
+                               parameters=dict(reference="before.parquet", current="after.parquet", min_rows=50, screen_bots=False, feature_log="log"))
+    drift = json.loads((tmp_path / "drift.json").read_text())
+    assert {r["feature"]: r["mismatched"] for r in drift["feature_mismatch"]} == dict(zip(report.feature, report.mismatched))
+    assert json.loads((tmp_path / "metrics.json").read_text())["feature_mismatch_max"] == 0
+
+
 def test_thompson_exploration_slot(models):
     cands = [dict(c, publish_ts=T0 - 10**7) for c in models["candidates"]]  # old items...
     new_a, new_b = 9001, 9002

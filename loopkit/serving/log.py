@@ -23,7 +23,7 @@ from ..ingest.privacy import FINGERPRINT_METADATA
 from ..schema import CONTEXT_COLUMNS, EVENT_SCHEMA, ITEM_ATTRIBUTES, LOG_SCHEMA
 
 # %% auto #0
-__all__ = ['ServeLog', 'read_log', 'log_events', 'log_to_events']
+__all__ = ['FEATURES_FOLDER', 'ServeLog', 'read_log', 'log_events', 'log_to_events', 'FeatureLog', 'read_feature_log']
 
 # %% ../../nbs/08_serving/04_log.ipynb #84580573
 _LOG_STRINGS = CONTEXT_COLUMNS + ITEM_ATTRIBUTES  # the role columns (loopkit.schema) the log carries as strings
@@ -190,3 +190,28 @@ def log_to_events(log:pa.Table, # `loopkit.serving.log.log_events` output: impre
     schema = pa.schema([pa.field("user_id", pa.string()) if f.name == "user_id" else f for f in EVENT_SCHEMA])
     keyed = {FINGERPRINT_METADATA: log.schema.metadata[FINGERPRINT_METADATA]} if FINGERPRINT_METADATA in (log.schema.metadata or {}) else None
     return pa.Table.from_pandas(out, schema=schema, preserve_index=False).replace_schema_metadata(keyed)  # tokens stay marked as tokens
+
+# %% ../../nbs/08_serving/04_log.ipynb #04fb2bbd
+FEATURES_FOLDER = "_features"  # beside the serving log: the feature vectors of its impressions
+
+class FeatureLog(ServeLog):
+    "The feature vectors a Service scored its shown impressions with: ts, request_id, user_id, item_id and one column per feature."
+    def _table(self, rows:list[dict]) -> pa.Table:
+        keys = ["ts", "request_id", "user_id", "item_id"]
+        names = sorted({k for r in rows for k in r} - set(keys))
+        def column(n):
+            values = [r.get(n) for r in rows]
+            try: return pa.array([None if v is None else float(v) for v in values], pa.float64())
+            except (TypeError, ValueError): return pa.array([None if v is None else str(v) for v in values], pa.string())
+        return pa.table({"ts": pa.array([int(r["ts"]) for r in rows], pa.int64()), "request_id": pa.array([str(r["request_id"]) for r in rows]),
+                         "user_id": pa.array([str(r["user_id"]) for r in rows]), "item_id": pa.array([int(r["item_id"]) for r in rows], pa.int64()),
+                         **{n: column(n) for n in names}})
+
+def read_feature_log(path:str|Path, # a Service's log folder (its `_features/` is read) or the feature log folder itself
+                    ) -> pa.Table:
+    "The feature vectors the service scored its shown impressions with, ordered by ts, request and item."
+    path = Path(path); path = path / FEATURES_FOLDER if (path / FEATURES_FOLDER).is_dir() else path
+    files = sorted(path.glob("date=*/hour=*/part-*.parquet"))
+    if not files: raise FileNotFoundError(f"no feature log under {path}; a Service writes one when given log_dir and log_features=True")
+    table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
+    return table.sort_by([("ts", "ascending"), ("request_id", "ascending"), ("item_id", "ascending")])

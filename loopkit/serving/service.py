@@ -20,7 +20,7 @@ from pathlib import Path
 from ..features.definitions import default_features
 from ..features.online import OnlineFeatures
 from ..ingest.privacy import hmac_key, key_fingerprint, tokenize
-from .log import ServeLog, _context_fields, _item_fields
+from .log import FEATURES_FOLDER, FeatureLog, ServeLog, _context_fields, _item_fields
 from .metrics import ServingMetrics
 from .rollout import ArmStats, Exploration, Rollout, ROLLOUT_MODES, RolloutChecks, traffic_bucket
 from ..schema import item_key
@@ -63,11 +63,13 @@ class Service(RolloutControl):
                  degrade:Degradation|None=None, # steps down under overload (loopkit.serving.degrade); never when None
                  lake:str|None=None, # ship the log into the event lake's serving_log table: a catalog URI, "" for the project's lake; never when None
                  ship_every:float=15.0, # seconds between shipments to the lake (a row is queryable within this plus the log's flush)
+                 log_features:bool=False, # also log each shown impression's feature vector (log_dir/_features: loopkit.monitoring.consistency)
                 ):
         self.models, self.features, self.key, self.log_dir, self.k = models, features, key, log_dir, k
         self.exploration, self.rollout, self.max_candidates, self.feedback_window = exploration, rollout, max_candidates, feedback_window
         self.on_promote, self.on_rollback, self.clock, self.hybrid, self.max_skew = on_promote, on_rollback, clock, hybrid, max_skew
         self.shared, self.content, self.degrade, self.lake, self.ship_every = shared, content, degrade, lake, ship_every
+        self.log_features = log_features
 
     def start(self) -> Service:
         "Load the models and set up state now (otherwise the first call does); return self."
@@ -83,6 +85,8 @@ class Service(RolloutControl):
         self.rollout_ = replace(self.default_rollout_)
         self.metrics_ = ServingMetrics()
         self.log_ = ServeLog(self.log_dir, key_fingerprint=key_fingerprint(self.key_)) if self.log_dir is not None else None
+        self.flog_ = (FeatureLog(Path(self.log_dir) / FEATURES_FOLDER, key_fingerprint=key_fingerprint(self.key_))
+                      if self.log_dir is not None and self.log_features else None)
         self.shipper_ = None
         if self.lake is not None and self.log_dir is not None:
             from loopkit.ingest.lake import LogShipper
@@ -390,6 +394,9 @@ def _rank(self:Service, user, candidates:list, context, ts, k, started:float, cp
         shadow = self._shadow(scorers, rows, feats, k) if level < 2 else None
         latency = self._count(routed, arms, started, cpu_started)
         self._log_request(rid, now, token, context, latency, version, shown, shadow, candidates, verdicts, blocked)
+        if self.flog_ is not None:  # the vectors the shown items were scored with, for the online/offline consistency job
+            self.flog_.append([{"ts": int(now), "request_id": rid, "user_id": token, "item_id": int(candidates[i]["item_id"]), **feats.iloc[i].to_dict()}
+                               for i in order])
     return dict(request_id=rid, items=[names.get(int(candidates[i]["item_id"]), int(candidates[i]["item_id"])) for i in order],
                 scores=[float(scores[i]) for i in order], arms=arms, arm=arm, model_version=version,
                 explored=names.get(explored, explored), ts=now, degradation=DEGRADATION_LEVELS[level])
@@ -550,4 +557,5 @@ def close(self:Service):
     self.stop_.set()
     if self.thread_ is not None: self.thread_.join(timeout=30)
     if self.log_ is not None: self.log_.close()
+    if getattr(self, "flog_", None) is not None: self.flog_.close()
     if getattr(self, "shipper_", None) is not None: self.shipper_.stop()  # what the log wrote last lands too
