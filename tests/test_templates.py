@@ -34,6 +34,15 @@ def check_one_literal_parameters_cell(template):
         ast.literal_eval(node.value)  # raises on anything but a literal
 
 
+def check_papermill_reads_every_parameter(template):
+    import papermill
+    cells = [c for c in _code_cells(template) if "parameters" in c["metadata"].get("tags", [])]
+    names = [n.targets[0].id for n in ast.parse(_source(cells[0])).body]
+    read = papermill.inspect_notebook(str(template))
+    assert list(read) == names, f"{template.name}: papermill reads parameters {sorted(read)}, the cell assigns {names} (an '=' in a comment hides one)"
+    assert all(read[n]["help"] for n in names), f"{template.name}: parameters without a comment saying what they are: {[n for n in names if not read[n]['help']]}"
+
+
 def check_no_definitions(template):
     for i, tree in _body(template):
         found = [n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
@@ -66,7 +75,7 @@ def check_loopkit_imports_exist(template):
                 assert not missing, f"{template.name}, code cell {i}: {n.module} has no {missing}"
 
 
-CHECKS = (check_one_literal_parameters_cell, check_no_definitions, check_no_branching_between_modes, check_no_mlflow_client,
+CHECKS = (check_one_literal_parameters_cell, check_papermill_reads_every_parameter, check_no_definitions, check_no_branching_between_modes, check_no_mlflow_client,
           check_loopkit_imports_exist)
 
 
