@@ -64,6 +64,16 @@ def test_new_champion_clicks_better_on_the_shifted_segment(shifted):
     assert new["true_ctr"] > old["true_ctr"], ctr
 
 
+def test_the_digital_twin_predicted_the_ramp_before_it_began(shifted):
+    twin = shifted["twin"]
+    old, new = str(shifted["champion_before"]), str(shifted["challenger"])
+    assert set(twin["predicted"]) == {old, new} and all(v["impressions"] >= 200 for v in twin["predicted"].values()), twin
+    assert twin["predicted_lift"] > 0 and twin["observed_lift"] > 0, twin   # both: the retrained model clicks better on the shifted segment
+    assert twin["lift_error"] == round(twin["predicted_lift"] - twin["observed_lift"], 5)
+    at = {s["step"]: s["event_time"] for s in shifted["steps"]}
+    assert at["twin"] <= at["canary"], "the twin ran after the challenger met users"
+
+
 def test_the_run_is_kept_as_evidence(shifted):
     d = Path(shifted["loop_dir"])
     assert json.loads((d/"loop.json").read_text())["outcome"] == "promoted"
@@ -78,6 +88,7 @@ def test_a_broken_challenger_is_rolled_back_by_the_ramp(tmp_path):
     code, rec, err = loopkit("loop", "--json", "--bad-challenger", "--no-shift", "--days", "3.6", "--events", "24000", *FAST, cwd=tmp_path, env=KEY)
     assert code == 0 and rec, f"loopkit loop failed ({code}):\n{err[-4000:]}"
     assert rec["outcome"] == "rolled_back", rec
+    assert rec["twin"]["predicted_lift"] < 0, rec["twin"]   # the twin saw it coming before the ramp
     assert rec["champion_after"] == rec["champion_before"] and rec["challenger"] != rec["champion_before"]
     rollback = next(s for s in rec["steps"] if s["step"] == "rollback")
     assert "click-rate" in rollback["why"], rollback

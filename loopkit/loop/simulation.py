@@ -30,7 +30,7 @@ from ..serving.log import log_events, log_to_events
 from ..serving.scoring import warm_features
 
 # %% auto #0
-__all__ = ['LOOP_GATE_CHECKS', 'LoopConfig', 'LiveTraffic', 'invert_scores', 'LoopError', 'LoopRecord', 'run_loop',
+__all__ = ['LOOP_GATE_CHECKS', 'LoopConfig', 'LiveTraffic', 'invert_scores', 'LoopError', 'LoopRecord', 'launch_twin', 'run_loop',
            'plot_timeline']
 
 # %% ../../nbs/10_loop/02_simulation.ipynb #ddef8f80
@@ -70,6 +70,7 @@ class LoopConfig:
     gate_checks:list|None=field(default_factory=lambda: list(LOOP_GATE_CHECKS)) # the gate of every run; None: the pipeline file's
     model_name:str="loopkit-ctr" # registered model name
     bad_challenger:bool=False # plant a broken challenger (inverted scores) instead of retraining: the ramp must roll it back
+    twin:bool=True # before the ramp, serve both versions on a copy of the live state over the ramp's hours of the world (a digital twin) and predict its A/B
 
     def check(self) -> LoopConfig:
         "Refuse an inconsistent configuration with a message naming the field; return self."
@@ -183,6 +184,7 @@ class LoopRecord:
     steps:list # [{"step", "event_time", "wall_s", ...}] in order
     segment_ctr:dict # per model version, on the shifted segment while both served (the ramp's A/B part): impressions, observed and true click-rate
     alerts:list # the monitor's alerts (dicts)
+    twin:dict=field(default_factory=dict) # the digital twin's prediction before the ramp (per version, as segment_ctr) and its lift against the ramp's
 
     def to_dict(self) -> dict:
         "The record as JSON-friendly values (the `loopkit loop --json` line)."
@@ -231,6 +233,46 @@ def _ab_summary(rows:list) -> dict:
     if not rows: return {}
     g = pd.concat(rows, ignore_index=True).groupby("model_version").agg(impressions=("click", "size"), ctr=("click", "mean"), true_ctr=("p_true", "mean"))
     return {str(v): {"impressions": int(r.impressions), "ctr": round(float(r.ctr), 5), "true_ctr": round(float(r.true_ctr), 5)} for v, r in g.iterrows()}
+
+# %% ../../nbs/10_loop/02_simulation.ipynb #92044fad
+def launch_twin(world:SynthWorld, # the world whose requests and true clicks the twin replays
+                features, # the live online features (OnlineFeatures): copied, never changed
+                key, # the service's HMAC key
+                versions:dict, # {version: its model folder}: each served alone on its own copy of the state
+                start:int, # event time the twin starts at (the live clock)
+                hours:float, # event time it covers
+                k:int, # items shown per request
+                segment:str, # the segment to report on ('all', or a value of age_band, region or device)
+                seed:int=1, # seeds the twin's clicks (the same draws for every version: a paired comparison)
+               ) -> dict:
+    "Each version served alone to the world's requests in [start, start + hours) on a copy of the live state, clicks from the world's true model: per version, impressions, click-rate and true click-rate on `segment`."
+    import copy
+    from loopkit.serving.sources import LocalModels
+    traffic, out = LiveTraffic(world, seed=seed), {}
+    requests = traffic.requests(start, start + int(hours * 3600))
+    for version, folder in versions.items():
+        svc = Service(LocalModels({str(version): folder}), copy.deepcopy(features), key=key, k=k, feedback_window=600).start()
+        rng, rows = np.random.default_rng(seed), []
+        for req in requests:
+            res = svc.rank(req["user"], req["candidates"], context=req["context"], ts=req["ts"])
+            p = world.p_click(req["user"], np.asarray(res["items"], np.int64), np.arange(len(res["items"])), req["session_start"])
+            click = rng.random(max(k, len(p)))[:len(p)] < p  # the same coin for the same slot in every version
+            for item, c in zip(res["items"], click):
+                if c: svc.feedback(res["request_id"], item, 1, 10.0, ts=req["ts"])
+            rows += [dict(ts=req["ts"], age_band=req["context"]["age_band"], region=req["context"]["region"], device=req["context"]["device"],
+                          click=int(c), p_true=float(q), arm="champion", model_version=str(version)) for c, q in zip(click, p)]
+        svc.close()
+        served = pd.DataFrame(rows)
+        out.update(_ab_summary([_ab_rows(served, segment)]) if len(served) else {})
+    return out
+
+def _twin_report(twin:dict, ab:dict, champion, loop) -> dict:
+    "The twin's prediction beside what the ramp observed: each version's true click-rate on the segment, and the challenger's lift in both."
+    if not twin or loop is None or loop.challenger_ is None: return {}
+    ch, cp = str(loop.challenger_), str(champion)
+    lift = lambda d: d[ch]["true_ctr"] - d[cp]["true_ctr"] if ch in d and cp in d else None
+    pl, ol = lift(twin), lift(ab)
+    return dict(predicted=twin, predicted_lift=pl, observed_lift=ol, lift_error=None if pl is None or ol is None else round(pl - ol, 5))
 
 # %% ../../nbs/10_loop/02_simulation.ipynb #cbc3e78b
 def run_loop(config:LoopConfig|None=None, # sizes and knobs; LoopConfig() when None
@@ -293,7 +335,7 @@ def run_loop(config:LoopConfig|None=None, # sizes and knobs; LoopConfig() when N
     if shift_at is not None: steps.append({"step": "shift", "event_time": shift_at, "wall_s": 0.0, "segment": cfg.shift_segment, "to": cfg.shift_to})
 
     monitor, loop, ref_rows = None, None, []
-    phase, after_until, ramp_start, ramp_end, ab_rows, register_s = "serve", None, None, None, [], [0.0]
+    phase, after_until, ramp_start, ramp_end, ab_rows, register_s, twin = "serve", None, None, None, [], [0.0], {}
 
     def retrain(now):
         "The controller's retraining: the serving log back to events, and the default pipeline on its newest window."
@@ -354,7 +396,13 @@ def run_loop(config:LoopConfig|None=None, # sizes and knobs; LoopConfig() when N
                     loop.start_challenger(reg["version"], now)
         elif phase == "serve":
             loop.observe(served if len(served) and not cfg.bad_challenger else None, now)  # 4. detect, collect, retrain, shadow, ramp
-            if loop.phase_ == "ramp" and ramp_start is None: ramp_start = now
+            if loop.phase_ == "ramp" and ramp_start is None:
+                ramp_start = now
+                if cfg.twin and loop.challenger_ is not None:  # 5. before the challenger meets users: what the twin expects of the ramp
+                    t0 = time.perf_counter(); pair = {str(champion_before): models.folder(str(champion_before)), str(loop.challenger_): models.folder(str(loop.challenger_))}
+                    twin = launch_twin(world, svc.features_, key, pair, now, cfg.ramp_hours * len(cfg.ramp), cfg.k, cfg.shift_segment, cfg.seed + 1)
+                    lift = (twin[str(loop.challenger_)]["true_ctr"] - twin[str(champion_before)]["true_ctr"]) if len(twin) == 2 else None
+                    step("twin", now, time.perf_counter() - t0, predicted_lift=None if lift is None else round(lift, 5))
             ramp_end = ramp_end or next((s["event_time"] for s in loop.steps_ if s["step"] == "ramp" and s["share"] >= 1.0), None)
             if loop.outcome_ is not None:
                 phase, after_until = "after", now + int(cfg.after_hours * 3600) if loop.outcome_ != "not_blessed" else now
@@ -377,7 +425,7 @@ def run_loop(config:LoopConfig|None=None, # sizes and knobs; LoopConfig() when N
     record = LoopRecord(str(loop_dir), shift_at, detected["event_time"] if detected else None, champion_before, final["version"] if final else None,
                         int(loop.challenger_) if loop is not None and loop.challenger_ is not None else None,
                         outcome or ("no_alert" if detected is None else "unfinished"), steps,
-                        _ab_summary(ab_rows), [a.to_dict() for a in (monitor.alerts_ if monitor else [])])
+                        _ab_summary(ab_rows), [a.to_dict() for a in (monitor.alerts_ if monitor else [])], _twin_report(twin, _ab_summary(ab_rows), champion_before, loop))
     (loop_dir / "loop.json").write_text(json.dumps(record.to_dict(), indent=1))
     if monitor is not None: monitor.history().to_parquet(loop_dir / "drift.parquet")  # PSI per column per step, for plot_timeline
     return record
