@@ -261,8 +261,8 @@ def input_fingerprints(params:dict, # a stage's parameters (resolved), with its 
 def pin_lake(params:dict, # a stage's parameters
              project_dir:str|Path|None=None, # the project whose lake is the default (loopkit.ingest.lake.lake_uri)
             ) -> tuple[dict, dict]:
-    "The parameters with every `lake://table` pinned to the table's current snapshot, and {table: snapshot id} they read."
-    from loopkit.ingest.lake import Lake, LakeError, lake_ref, parse_ref
+    "The parameters with every `lake://table` pinned to the table's current snapshot (one not written yet stays as it is), and {table: snapshot id} they read."
+    from loopkit.ingest.lake import Lake, lake_ref, parse_ref
     read, lake = {}, None
     def visit(v):
         nonlocal lake
@@ -273,8 +273,8 @@ def pin_lake(params:dict, # a stage's parameters
         name, snap = ref
         if snap is None:
             lake = lake or Lake(project_dir=project_dir)
-            snap = lake.snapshot(name)
-            if snap is None: raise LakeError(f"lake table {name!r} has no snapshot yet: nothing to read at {v}")
+            snap = lake.snapshot(name) if name in lake.tables() else None
+            if snap is None: return v  # nothing written yet: a stage that must read it says so, one that only compares (the audit) skips
         read[name] = snap
         return lake_ref(name, snap)
     return {k: visit(v) for k, v in params.items()}, read
