@@ -10,8 +10,9 @@
    rhythm shifts further, a sparse column gains a new value, a segment column skews). Today's fixed rule (PSI 0.1,
    sustained 2 h) against thresholds calibrated on the first week (`calibrate_thresholds`, one false alarm per 30 days;
    one threshold per column, and one per hour of the day) with and without on-call feedback on every alert
-   (`DriftMonitor.feedback`, every 6 hours: false alarms dismissed, incidents acknowledged), all over the remaining days:
-   false alarms and detection delay.
+   (`DriftMonitor.feedback`, every 6 hours: false alarms dismissed, incidents acknowledged), and a seasonal reference (the
+   first days counted per hour of the day, `freeze_reference(by_hour=True)`: each window compared with the same hours),
+   all over the remaining days: false alarms and detection delay.
 3. Model health without labels (`estimate_performance`): a logistic-regression CTR model trained on the synthetic feed's
    first days, calibrated on the next; each later day's expected AUC and click-rate from its scores alone against the
    realised ones, before and after the feed's interest shift.
@@ -109,10 +110,11 @@ def score(alerts):
         delays[f"{inc['column']}@day{inc['start'] // DAY}"] = round((min(first) - inc["start"]) / H, 2) if first else None
     return dict(alerts=len(alerts), false_alarms=len(false), detected=sum(v is not None for v in delays.values()), incidents=len(incidents),
                 mean_delay_h=round(float(np.mean([v for v in delays.values() if v is not None])), 2) if any(v is not None for v in delays.values()) else None,
+                median_delay_h=float(np.median([v for v in delays.values() if v is not None])) if any(v is not None for v in delays.values()) else None,
                 delays_h=delays)
 fixed = mk(); fixed_alerts = fixed.replay(test, every="15min")
-def with_feedback(thr):
-    mon, got_all, step = mk(thresholds=thr), [], 6 * H  # on-call looks at the digest every 6 hours and says which alerts were real
+def with_feedback(thr, make=mk):
+    mon, got_all, step = make(thresholds=thr), [], 6 * H  # on-call looks at the digest every 6 hours and says which alerts were real
     for lo in range(7 * DAY, args.days * DAY, step):
         got = mon.replay(test[(test.ts >= lo) & (test.ts < lo + step)], every="15min"); got_all += got
         for a in got: mon.feedback(a, useful=is_true(a))
@@ -121,11 +123,21 @@ variants = {"fixed_rule": fixed_alerts, "calibrated": mk(thresholds=learned_thr)
 smart, variants["calibrated_and_feedback"] = with_feedback(learned_thr)
 variants["hourly"] = mk(thresholds=hourly_thr).replay(test, every="15min")
 smart_h, variants["hourly_and_feedback"] = with_feedback(hourly_thr)
+# a seasonal reference: the first days counted per hour of the day, each window compared with the same hours
+ref2s = freeze_reference(stream(3, np.random.default_rng(1)), spec, by_hour=True)
+mks = lambda **kw: DriftMonitor(ref2s, sustain="2h", window="1h", min_rows=200, **kw)
+quiet_s = mks(); quiet_s.replay(data[data.ts < 7 * DAY], every="15min")
+seasonal_thr = calibrate_thresholds(quiet_s.history(), sustain="2h", false_alarm_every="30d")
+seasonal_low = calibrate_thresholds(quiet_s.history(), sustain="2h", false_alarm_every="30d", floor=0.05)  # the floor lowered: faster, a little noisier
+variants["seasonal_fixed_threshold"] = mks().replay(test, every="15min")
+variants["seasonal_calibrated"] = mks(thresholds=seasonal_thr).replay(test, every="15min")
+variants["seasonal_calibrated_floor_0.05"] = mks(thresholds=seasonal_low).replay(test, every="15min")
+smart_s, variants["seasonal_calibrated_and_feedback"] = with_feedback(seasonal_thr, mks)
 scores = {k: score(v) for k, v in variants.items()}
 f = scores["fixed_rule"]
-out["alerts"] = {**scores, "thresholds_calibrated": learned_thr, "thresholds_hourly": {k: (v if np.ndim(v) == 0 else [min(v), max(v)]) for k, v in hourly_thr.items()},
+out["alerts"] = {**scores, "thresholds_calibrated": learned_thr, "thresholds_seasonal": seasonal_thr, "thresholds_seasonal_floor_0.05": seasonal_low, "thresholds_hourly": {k: (v if np.ndim(v) == 0 else [min(v), max(v)]) for k, v in hourly_thr.items()},
                  "false_alarm_cut": {k: round(1 - v["false_alarms"] / max(f["false_alarms"], 1), 3) for k, v in scores.items()},
-                 "severity": pd.Series([a.severity for a in variants["hourly_and_feedback"]]).value_counts().to_dict()}
+                 "severity": pd.Series([a.severity for a in variants["seasonal_calibrated_and_feedback"]]).value_counts().to_dict()}
 
 # 3. CBPE on the synthetic feed
 from sklearn.linear_model import LogisticRegression

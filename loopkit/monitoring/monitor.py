@@ -126,10 +126,12 @@ class DriftMonitor:
                  on_alert=None, # called with each DriftAlert (the closed loop starts retraining from it)
                  ts:str="ts", # event-time column (unix seconds)
                  thresholds:dict|None=None, # per-column thresholds, one or 24 (per hour, UTC) each (loopkit.monitoring.alerts.calibrate_thresholds); `threshold` for the rest
+                 seasonal:bool|None=None, # compare each window with the reference's same hours of the day (freeze_reference(by_hour=True)); None: when the reference has them
+                 prior_rows:float=100, # a seasonal reference's hour is blended with the whole day's shares as if it held this many more rows
                 ):
         self.reference, self.threshold, self.sustain, self.window = reference, threshold, sustain, window
         self.min_rows, self.max_window, self.resolution, self.top = min_rows, max_window, resolution, top
-        self.on_alert, self.ts, self.thresholds = on_alert, ts, thresholds
+        self.on_alert, self.ts, self.thresholds, self.seasonal, self.prior_rows = on_alert, ts, thresholds, seasonal, prior_rows
 
     def __repr__(self):
         n = len(getattr(self, "alerts_", []))
@@ -157,6 +159,15 @@ def _setup(self:DriftMonitor):
         return v
     self.thr_table_ = np.stack([hours(c, (self.thresholds or {}).get(c, self.threshold)) for c in self.reference.names])
     self.thr_ = self.thr_table_[:, 0].copy()
+    by_hour = getattr(self.reference, "by_hour", None)
+    if self.seasonal and by_hour is None:
+        raise ValueError("DriftMonitor(seasonal=True) needs a reference counted per hour of the day: freeze it with freeze_reference(..., by_hour=True)")
+    self.hour_shares_ = None
+    if by_hour is not None and self.seasonal is not False:   # each hour's shares per column, blended with the day's where the hour is thin
+        off, whole = self.reference.offsets, self.reference.reference_counts.astype(np.float64)
+        per_col = lambda c: np.repeat(np.add.reduceat(c, off[:-1], axis=-1), np.diff(off), axis=-1)
+        day = whole / np.maximum(per_col(whole), 1)
+        self.hour_shares_ = (by_hour + self.prior_rows * day) / np.maximum(per_col(by_hour.astype(np.float64)) + self.prior_rows, 1e-12)
     n = len(self.reference.columns)
     self.buckets_, self.changes_, self.alerts_, self.history_ = {}, [], [], []
     self.psi_, self.above_since_ = np.full(n, np.nan), np.full(n, np.nan)
@@ -206,14 +217,18 @@ def _window_psi(self:DriftMonitor, now:float):
     keys = sorted((k for k in self.buckets_ if k <= last), reverse=True)
     n = len(ref.columns)
     if not keys: return np.full(n, np.nan), np.full(n, np.nan)
-    cum = np.cumsum(np.stack([self.buckets_[k] for k in keys]), axis=0)
+    per = np.stack([self.buckets_[k] for k in keys]); cum = np.cumsum(per, axis=0)
     rows = np.add.reduceat(cum, off[:-1], axis=1)                                     # (buckets, columns)
     in_window = int(np.sum(np.array(keys) > last - math.ceil(self.window_s_ / self.resolution_s_))) - 1
     enough = rows >= self.min_rows
     k = np.maximum(np.where(enough.any(axis=0), enough.argmax(axis=0), len(keys)), in_window)
     known = k < len(keys); k = np.minimum(k, len(keys) - 1)
-    cur = cum[np.repeat(k, np.diff(off)), np.arange(off[-1])]
-    out = psi_from_counts(ref.reference_counts, cur, off, ref.floor)
+    pick = (np.repeat(k, np.diff(off)), np.arange(off[-1]))
+    expected = ref.reference_counts
+    if self.hour_shares_ is not None:   # seasonal: the window's rows of each hour, spread as the reference spread that hour
+        hours = (np.array(keys, np.float64) * self.resolution_s_ % 86400 // 3600).astype(np.int64)
+        expected = np.cumsum(np.repeat(np.add.reduceat(per, off[:-1], axis=1), np.diff(off), axis=1) * self.hour_shares_[hours], axis=0)[pick]
+    out = psi_from_counts(expected, cum[pick], off, ref.floor)
     start = np.array(keys, np.float64)[k] * self.resolution_s_
     return np.where(known, out, np.nan), np.where(known, start, np.nan)
 

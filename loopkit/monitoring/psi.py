@@ -174,8 +174,12 @@ class DriftReference:
                  bins:int=10, # equal-frequency bins per numeric column
                  floor:float=FLOOR, # share given to an empty bucket
                  baseline:dict|None=None, # reference model and business figures (ctr, dwell per click, mean score)
+                 by_hour=None, # the reference's counts per hour of the day (UTC): 24 rows in the layout of `offsets` (freeze_reference(by_hour=True))
                 ):
         self.columns, self.bins, self.floor, self.baseline = columns, bins, floor, baseline or {}
+        self.by_hour = None if by_hour is None else np.asarray(by_hour, np.int64)
+        if self.by_hour is not None and self.by_hour.shape != (24, int(self.offsets[-1])):
+            raise ValueError(f"by_hour must hold 24 rows of {int(self.offsets[-1])} bucket counts (one per hour of the day), got shape {self.by_hour.shape}")
 
     @property
     def names(self) -> list[str]:
@@ -315,6 +319,7 @@ def freeze_reference(data, # reference rows (pandas DataFrame or pyarrow Table):
                      max_categories:int=100, # categories kept per categorical column; rarer ones share the 'other' bucket
                      categorical:list[str]|None=None, # numeric columns to treat as categories (ids, codes)
                      ts:str="ts", label:str="click", dwell:str="dwell", score:str="score", # columns of the baseline figures
+                     by_hour:bool=False, # also count the reference per hour of the day (UTC) of `ts`: a seasonal reference, for columns with a daily rhythm
                     ) -> DriftReference:
     "Freeze equal-frequency bins (numbers) and categories from reference data, with the reference's counts."
     names = _frame_columns(data)
@@ -325,7 +330,13 @@ def freeze_reference(data, # reference rows (pandas DataFrame or pyarrow Table):
     if not columns: raise ValueError("no columns to monitor; pass column specs such as loopkit.monitoring.psi.EVENT_COLUMNS")
     specs = _expand_specs(data, columns, max_categories)
     cols = [_freeze_column(p, data, int(bins), max_categories, set(categorical or [])) for p in specs]
-    return DriftReference(cols, int(bins), FLOOR, _baseline(data, ts, label, dwell, score))
+    ref = DriftReference(cols, int(bins), FLOOR, _baseline(data, ts, label, dwell, score))
+    if by_hour:
+        if ts not in names: raise ValueError(f"freeze_reference(by_hour=True) needs the event-time column '{ts}' (unix seconds); the data has {names}")
+        t = _numbers(_raw(data, ts, "freeze_reference"))
+        if np.isnan(t).any(): raise ValueError(f"freeze_reference(by_hour=True): {int(np.isnan(t).sum())} rows have no '{ts}'; every row needs its event time")
+        ref.by_hour = ref.counts(data, (t % 86400 // 3600).astype(np.int64), 24)
+    return ref
 
 # %% ../../nbs/09_monitoring/01_psi.ipynb #6d95cbf7
 def _labels(col:dict) -> list[str]:
@@ -350,7 +361,9 @@ def buckets(self:DriftReference) -> pd.DataFrame:
 def to_dict(self:DriftReference) -> dict:
     "The frozen reference as JSON-friendly values."
     cols = [{k: v for k, v in c.items() if not k.startswith("_")} for c in self.columns]
-    return dict(format="loopkit.monitoring.psi.DriftReference/1", bins=self.bins, floor=self.floor, baseline=self.baseline, columns=cols)
+    d = dict(format="loopkit.monitoring.psi.DriftReference/1", bins=self.bins, floor=self.floor, baseline=self.baseline, columns=cols)
+    if self.by_hour is not None: d["by_hour"] = self.by_hour.tolist()
+    return d
 
 # %% ../../nbs/09_monitoring/01_psi.ipynb #65bcba83
 @patch
@@ -372,7 +385,7 @@ def load(cls:DriftReference, path) -> DriftReference:
     if not str(d.get("format", "")).startswith("loopkit.monitoring.psi.DriftReference/"):
         raise ValueError(f"{path if not isinstance(path, dict) else 'the dict'} is not a loopkit drift reference (no 'format' key); "
                          "write one with DriftReference.save")
-    return cls(d["columns"], d["bins"], d["floor"], d["baseline"])
+    return cls(d["columns"], d["bins"], d["floor"], d["baseline"], d.get("by_hour"))
 
 # %% ../../nbs/09_monitoring/01_psi.ipynb #575e806e
 def psi_from_counts(reference:np.ndarray, # reference counts, flat over all columns' buckets
