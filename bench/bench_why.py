@@ -135,7 +135,7 @@ variants["seasonal_calibrated_floor_0.05"] = mks(thresholds=seasonal_low).replay
 smart_s, variants["seasonal_calibrated_and_feedback"] = with_feedback(seasonal_thr, mks)
 scores = {k: score(v) for k, v in variants.items()}
 f = scores["fixed_rule"]
-out["alerts"] = {**scores, "thresholds_calibrated": learned_thr, "thresholds_seasonal": seasonal_thr, "thresholds_seasonal_floor_0.05": seasonal_low, "thresholds_hourly": {k: (v if np.ndim(v) == 0 else [min(v), max(v)]) for k, v in hourly_thr.items()},
+out["alerts"] = {**scores, "thresholds_calibrated": learned_thr, "seasonal_columns": ref2s.seasonal, "thresholds_seasonal": seasonal_thr, "thresholds_seasonal_floor_0.05": seasonal_low, "thresholds_hourly": {k: (v if np.ndim(v) == 0 else [min(v), max(v)]) for k, v in hourly_thr.items()},
                  "false_alarm_cut": {k: round(1 - v["false_alarms"] / max(f["false_alarms"], 1), 3) for k, v in scores.items()},
                  "severity": pd.Series([a.severity for a in variants["seasonal_calibrated_and_feedback"]]).value_counts().to_dict()}
 

@@ -159,3 +159,25 @@ def test_the_monitor_template_runs_with_papermill(tmp_path):
     assert json.loads(out.stdout) == causes[0]                        # `loopkit why` ranks what the stage ranked
     assert causes[0][0]["kind"] == "shift of interest"                # nothing broke and nothing was deployed in this world
     assert drift["feature_mismatch"] is None and "expected_auc" not in metrics    # no feature log, no score: neither is made up
+
+
+def test_the_monitor_template_compares_each_window_with_the_same_hours_when_seasonal(tmp_path):
+    import papermill
+    ev = synth_events(30_000, seed=3, days=3, shift_at=SYNTH_START + 2 * 86400).to_pandas()
+    hour = (ev.ts % 86400) / 3600
+    ev["load"] = np.random.default_rng(0).normal(np.sin(2 * np.pi * hour / 24), 1)        # a column with a daily rhythm
+    ev[ev.ts < SYNTH_START + 2 * 86400].to_parquet(tmp_path / "reference.parquet")       # two days: the rhythm can be seen to hold
+    ev[ev.ts >= SYNTH_START + 2 * 86400].to_parquet(tmp_path / "current.parquet")
+    def run(seasonal):
+        papermill.execute_notebook(str(ROOT / "templates/monitor.ipynb"), str(tmp_path / f"out-{seasonal}.ipynb"), cwd=str(tmp_path),
+                                   kernel_name="python3", progress_bar=False,
+                                   parameters=dict(reference="reference.parquet", current="current.parquet", min_rows=200, seasonal=seasonal,
+                                                   columns=["load", "age_band", "category|click"]))
+        return json.loads((tmp_path / "drift.json").read_text())["alerts"], DriftReference.load(tmp_path / "reference.json")
+    flat, flat_ref = run(False)
+    hourly, ref = run(True)
+    assert flat_ref.by_hour is None and (ref.by_hour.sum(axis=0) == ref.reference_counts).all()   # saved with its hours
+    assert ref.seasonal == ["load"]                       # the rhythm held from day one to day two; the users' mix did not
+    named = lambda alerts: {f for a in alerts for f in a["features"]}
+    assert "load" in named(flat) and "load" not in named(hourly)                  # the rhythm alone alerted; now it is expected
+    assert named(hourly) == named(flat) - {"load"} != set()                         # the other columns alert as before

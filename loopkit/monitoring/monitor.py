@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from fastcore.basics import patch
-from loopkit.monitoring.psi import (DriftReference, freeze_reference, psi, psi_from_counts, _frame_columns, _numbers, _parse_spec,
+from loopkit.monitoring.psi import (DriftReference, freeze_reference, hour_shares, psi, psi_from_counts, _frame_columns, _numbers, _parse_spec,
     _raw, _seconds)
 
 # %% auto #0
@@ -126,8 +126,8 @@ class DriftMonitor:
                  on_alert=None, # called with each DriftAlert (the closed loop starts retraining from it)
                  ts:str="ts", # event-time column (unix seconds)
                  thresholds:dict|None=None, # per-column thresholds, one or 24 (per hour, UTC) each (loopkit.monitoring.alerts.calibrate_thresholds); `threshold` for the rest
-                 seasonal:bool|None=None, # compare each window with the reference's same hours of the day (freeze_reference(by_hour=True)); None: when the reference has them
-                 prior_rows:float=100, # a seasonal reference's hour is blended with the whole day's shares as if it held this many more rows
+                 seasonal:bool|list|None=None, # compare windows with the reference's same hours of the day (freeze_reference(by_hour=True)): True every column, a list those; None the columns whose rhythm held in the reference
+                 prior_rows:float=100, # a seasonal reference's hour is blended with the hours around it as if it held this many more rows
                 ):
         self.reference, self.threshold, self.sustain, self.window = reference, threshold, sustain, window
         self.min_rows, self.max_window, self.resolution, self.top = min_rows, max_window, resolution, top
@@ -159,15 +159,20 @@ def _setup(self:DriftMonitor):
         return v
     self.thr_table_ = np.stack([hours(c, (self.thresholds or {}).get(c, self.threshold)) for c in self.reference.names])
     self.thr_ = self.thr_table_[:, 0].copy()
-    by_hour = getattr(self.reference, "by_hour", None)
-    if self.seasonal and by_hour is None:
-        raise ValueError("DriftMonitor(seasonal=True) needs a reference counted per hour of the day: freeze it with freeze_reference(..., by_hour=True)")
+    by_hour, names = getattr(self.reference, "by_hour", None), self.reference.names
+    s = self.seasonal
+    self.seasonal_ = names if s is True else [] if s is False or (s is None and by_hour is None) else (self.reference.seasonal or []) if s is None else list(s)
+    unknown = sorted(set(self.seasonal_) - set(names))
+    if unknown: raise ValueError(f"seasonal names columns the reference does not monitor: {unknown}; it monitors {names}")
+    if self.seasonal_ and by_hour is None:
+        raise ValueError(f"DriftMonitor(seasonal={s!r}) needs a reference counted per hour of the day: freeze it with freeze_reference(..., by_hour=True)")
     self.hour_shares_ = None
-    if by_hour is not None and self.seasonal is not False:   # each hour's shares per column, blended with the day's where the hour is thin
-        off, whole = self.reference.offsets, self.reference.reference_counts.astype(np.float64)
-        per_col = lambda c: np.repeat(np.add.reduceat(c, off[:-1], axis=-1), np.diff(off), axis=-1)
-        day = whole / np.maximum(per_col(whole), 1)
-        self.hour_shares_ = (by_hour + self.prior_rows * day) / np.maximum(per_col(by_hour.astype(np.float64)) + self.prior_rows, 1e-12)
+    if self.seasonal_:   # each hour's shares for the seasonal columns (thin hours blended with the day); the whole day's for the rest
+        off = self.reference.offsets
+        self.hour_shares_ = hour_shares(by_hour, off, self.prior_rows)
+        flat = np.repeat([n not in self.seasonal_ for n in names], np.diff(off))
+        whole = by_hour.sum(axis=0).astype(np.float64)
+        self.hour_shares_[:, flat] = (whole / np.maximum(np.repeat(np.add.reduceat(whole, off[:-1]), np.diff(off)), 1))[flat]
     n = len(self.reference.columns)
     self.buckets_, self.changes_, self.alerts_, self.history_ = {}, [], [], []
     self.psi_, self.above_since_ = np.full(n, np.nan), np.full(n, np.nan)
@@ -353,11 +358,12 @@ def reference_for(reference:str|Path, # a frozen reference (.json), or reference
                   screen_bots:bool=True, # screen reference events of bots and mis-clicks before freezing
                   splits:str|Path|None=None, # a features table (event_id, split): freeze from the events of `split` only
                   split:str|list|tuple=("train", "valid"), # the split(s) the reference is frozen from (what the model learned from)
+                  by_hour:bool=False, # also count the reference per hour of the day (a seasonal reference), used when freezing
                  ) -> DriftReference:
     "The drift reference a window is compared with: loaded when frozen already, else frozen from reference events."
     from loopkit.ingest.sources import project_path
     if str(reference).endswith(".json"): return DriftReference.load(project_path(reference))
-    return freeze_reference(read_window(reference, screen_bots, splits, split), columns, bins=bins)
+    return freeze_reference(read_window(reference, screen_bots, splits, split), columns, bins=bins, by_hour=by_hour)
 
 def check_not_itself(reference, # the reference argument of the monitor stage
                      current, # the window argument

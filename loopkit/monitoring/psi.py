@@ -18,7 +18,8 @@ from pathlib import Path
 from ..schema import CONTEXT_COLUMNS, ITEM_ATTRIBUTES, duration_seconds
 
 # %% auto #0
-__all__ = ['FLOOR', 'EVENT_COLUMNS', 'DriftReference', 'freeze_reference', 'psi_from_counts', 'psi', 'drift_report']
+__all__ = ['FLOOR', 'EVENT_COLUMNS', 'DriftReference', 'freeze_reference', 'psi_from_counts', 'hour_shares', 'psi',
+           'drift_report']
 
 # %% ../../nbs/09_monitoring/01_psi.ipynb #c1da3763
 FLOOR = 1e-4  # share given to an empty bucket, as feature-engine's DropHighPSIFeatures (min_pct_empty_bins)
@@ -175,9 +176,10 @@ class DriftReference:
                  floor:float=FLOOR, # share given to an empty bucket
                  baseline:dict|None=None, # reference model and business figures (ctr, dwell per click, mean score)
                  by_hour=None, # the reference's counts per hour of the day (UTC): 24 rows in the layout of `offsets` (freeze_reference(by_hour=True))
+                 seasonal:list|None=None, # the columns whose daily rhythm held from one day of the reference to the next
                 ):
         self.columns, self.bins, self.floor, self.baseline = columns, bins, floor, baseline or {}
-        self.by_hour = None if by_hour is None else np.asarray(by_hour, np.int64)
+        self.by_hour, self.seasonal = None if by_hour is None else np.asarray(by_hour, np.int64), None if seasonal is None else list(seasonal)
         if self.by_hour is not None and self.by_hour.shape != (24, int(self.offsets[-1])):
             raise ValueError(f"by_hour must hold 24 rows of {int(self.offsets[-1])} bucket counts (one per hour of the day), got shape {self.by_hour.shape}")
 
@@ -336,6 +338,7 @@ def freeze_reference(data, # reference rows (pandas DataFrame or pyarrow Table):
         t = _numbers(_raw(data, ts, "freeze_reference"))
         if np.isnan(t).any(): raise ValueError(f"freeze_reference(by_hour=True): {int(np.isnan(t).sum())} rows have no '{ts}'; every row needs its event time")
         ref.by_hour = ref.counts(data, (t % 86400 // 3600).astype(np.int64), 24)
+        ref.seasonal = _rhythm_holds(ref, data, t)
     return ref
 
 # %% ../../nbs/09_monitoring/01_psi.ipynb #6d95cbf7
@@ -362,7 +365,7 @@ def to_dict(self:DriftReference) -> dict:
     "The frozen reference as JSON-friendly values."
     cols = [{k: v for k, v in c.items() if not k.startswith("_")} for c in self.columns]
     d = dict(format="loopkit.monitoring.psi.DriftReference/1", bins=self.bins, floor=self.floor, baseline=self.baseline, columns=cols)
-    if self.by_hour is not None: d["by_hour"] = self.by_hour.tolist()
+    if self.by_hour is not None: d.update(by_hour=self.by_hour.tolist(), seasonal=self.seasonal)
     return d
 
 # %% ../../nbs/09_monitoring/01_psi.ipynb #65bcba83
@@ -385,7 +388,7 @@ def load(cls:DriftReference, path) -> DriftReference:
     if not str(d.get("format", "")).startswith("loopkit.monitoring.psi.DriftReference/"):
         raise ValueError(f"{path if not isinstance(path, dict) else 'the dict'} is not a loopkit drift reference (no 'format' key); "
                          "write one with DriftReference.save")
-    return cls(d["columns"], d["bins"], d["floor"], d["baseline"], d.get("by_hour"))
+    return cls(d["columns"], d["bins"], d["floor"], d["baseline"], d.get("by_hour"), d.get("seasonal"))
 
 # %% ../../nbs/09_monitoring/01_psi.ipynb #575e806e
 def psi_from_counts(reference:np.ndarray, # reference counts, flat over all columns' buckets
@@ -404,6 +407,40 @@ def psi_from_counts(reference:np.ndarray, # reference counts, flat over all colu
     out = np.add.reduceat((c - r) * np.log(c / r), starts, axis=1)
     out[(tot == 0) | (ref_tot == 0)] = np.nan   # no rows on a side: the PSI is unknown, not zero
     return out if np.ndim(current) == 2 else out[0]
+
+# %% ../../nbs/09_monitoring/01_psi.ipynb #6e5d873e
+def hour_shares(by_hour:np.ndarray, # counts per hour of the day, 24 rows in the layout of `offsets`
+                offsets:np.ndarray, # start of each column's buckets, and the total at the end
+                prior_rows:float=100, # an hour is blended with its neighbours' shares as if it held this many more rows
+               ) -> np.ndarray:
+    "Each hour's bucket shares per column, blended with the hour before and after where the hour is thin (24 rows)."
+    per_col = lambda c: np.repeat(np.add.reduceat(c, offsets[:-1], axis=-1), np.diff(offsets), axis=-1)
+    h = np.asarray(by_hour, np.float64); whole = h.sum(axis=0)
+    day = whole / np.maximum(per_col(whole), 1)
+    near = np.roll(h, 1, axis=0) + h + np.roll(h, -1, axis=0)             # a rhythm moves smoothly: the hours around are its best guess
+    near = (near + day) / np.maximum(per_col(near) + 1, 1e-12)             # (a row's worth of the whole day where they are empty too)
+    return (h + prior_rows * near) / np.maximum(per_col(h) + prior_rows, 1e-12)
+
+def _take(data, mask:np.ndarray):
+    "The rows of a DataFrame or Table where `mask` holds."
+    return data[mask] if isinstance(data, pd.DataFrame) else data.filter(pa.array(mask))
+
+def _rhythm_holds(ref:DriftReference, data, t:np.ndarray, prior_rows:float=100, gain:float=0.8) -> list[str]:
+    "Columns whose hours, learned from the even days, predict the odd days' (and back) with `gain` times the whole day's PSI or less."
+    day = (t // 86400).astype(np.int64)
+    if len(np.unique(day)) < 2: return []
+    off, halves = ref.offsets, [day % 2 == 0, day % 2 == 1]
+    hours = [ref.counts(_take(data, m), (t[m] % 86400 // 3600).astype(np.int64), 24) for m in halves]
+    loss = np.zeros((2, 2, len(ref.columns)))                         # (direction, hourly/flat, column)
+    for d, (learn, test) in enumerate([(hours[0], hours[1]), (hours[1], hours[0])]):
+        shares, whole = hour_shares(learn, off, prior_rows), learn.sum(axis=0)
+        rows = np.add.reduceat(test, off[:-1], axis=1)
+        for h in range(24):
+            if not rows[h].any(): continue
+            for m, expected in enumerate([shares[h], whole]):
+                loss[d, m] += rows[h] * np.nan_to_num(psi_from_counts(expected, test[h], off, ref.floor))
+    keep = (loss[:, 0] <= gain * loss[:, 1]).all(axis=0) & (loss[:, 1] > 0).all(axis=0)
+    return [n for n, k in zip(ref.names, keep) if k]
 
 # %% ../../nbs/09_monitoring/01_psi.ipynb #72748797
 def psi(reference, # a DriftReference, or reference rows (DataFrame / Table) to freeze bins from
