@@ -5,6 +5,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 import pytest
 import uvicorn
@@ -333,6 +335,21 @@ def test_the_features_each_impression_was_scored_with_are_logged_and_recomputed_
     drift = json.loads((tmp_path / "drift.json").read_text())
     assert {r["feature"]: r["mismatched"] for r in drift["feature_mismatch"]} == dict(zip(report.feature, report.mismatched))
     assert json.loads((tmp_path / "metrics.json").read_text())["feature_mismatch_max"] == 0
+    # the gate stage judges it: a serving path whose features disagree with the offline ones is not blessed
+    shutil.copytree(tmp_path / "log", tmp_path / "skewed")
+    for f in sorted((tmp_path / "skewed" / "_features").rglob("*.parquet")):
+        t = pq.read_table(f); i = t.column_names.index("user_prior_impressions")
+        pq.write_table(t.set_column(i, "user_prior_impressions", pa.compute.add(t["user_prior_impressions"], 1)), f)   # an online store off by one
+    (tmp_path / "metrics.json").write_text(json.dumps({"auc": 0.7}))
+    def gate(log):
+        papermill.execute_notebook(str(Path(__file__).parents[1] / "templates" / "gate.ipynb"), str(tmp_path / "gate.ipynb"), cwd=str(tmp_path),
+                                   kernel_name="python3", progress_bar=False,
+                                   parameters=dict(metrics="metrics.json", champion_metrics="metrics.json", checks=[{"metric": "auc", "min": 0.5}], feature_log=log))
+        return json.loads((tmp_path / "gate.json").read_text())
+    clean, skewed = gate("log"), gate("skewed")
+    assert clean["verdict"] == "blessed" and {c["metric"] for c in clean["checks"]} >= {f"feature_mismatch/{f}" for f in report.feature}
+    failed = [c["metric"] for c in skewed["checks"] if c["status"] == "fail"]
+    assert skewed["verdict"] == "not_blessed" and failed == ["feature_mismatch/user_prior_impressions"], skewed
 
 
 def test_thompson_exploration_slot(models):

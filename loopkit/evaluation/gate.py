@@ -139,10 +139,12 @@ class Gate:
             candidate:dict|str|Path, # the candidate's metrics, or the path of its metrics.json
             champion:dict|str|Path|None=None, # the champion's metrics (or path); None when there is no champion
             champion_info:dict|None=None, # who the champion is, recorded in the verdict (e.g. {"version": 3})
+            extra:dict|None=None, # more of the candidate's figures, measured beside its metrics (e.g. feature_mismatch/* from a serving log)
            ) -> GateVerdict:
         "Judge every check; `blessed` when none failed."
         checks = parse_metric_checks(self.checks)
         candidate, champion = _metrics(candidate, "candidate"), None if champion is None else _metrics(champion, "champion")
+        candidate = {**candidate, **(extra or {})}
         rows = []
         for check in checks:
             if any(ch in check.metric for ch in "*?["):

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 # %% auto #0
-__all__ = ['KEYS', 'feature_mismatch']
+__all__ = ['KEYS', 'feature_mismatch', 'mismatch_metrics']
 
 # %% ../../nbs/09_monitoring/05_consistency.ipynb #02f7b396
 KEYS = ["ts", "user_id", "item_id"]  # how a served row finds its event
@@ -54,3 +54,11 @@ def feature_mismatch(served, # the service's feature log (read_feature_log, or i
     out = pd.DataFrame(rows).sort_values("mismatch_rate", ascending=False, kind="stable").reset_index(drop=True)
     out.attrs["unmatched"] = int(len(served) - len(both))  # served rows with no event (yet): left out of the rates
     return out
+
+# %% ../../nbs/09_monitoring/05_consistency.ipynb #5df1733d
+def mismatch_metrics(mismatch:pd.DataFrame, # feature_mismatch()'s table
+                    ) -> dict:
+    "Each feature's online/offline mismatch rate as a metric (feature_mismatch/<feature>) and the largest (feature_mismatch_max), for a gate."
+    if not len(mismatch): raise ValueError("mismatch_metrics: the table is empty; feature_mismatch compares at least one feature")
+    rates = {f"feature_mismatch/{r.feature}": float(r.mismatch_rate) for r in mismatch.itertuples()}
+    return {**rates, "feature_mismatch_max": max(rates.values())}
