@@ -211,6 +211,31 @@ def test_ramp_advances_on_good_checks_and_promotes(models):
     assert svc.rank(1, models["candidates"], ts=T0 + 10**6)["model_version"] == "3"
 
 
+def test_a_ramp_with_objectives_rolls_back_a_challenger_that_narrows_every_list(models):
+    cats = pd.Series([c["category"] for c in models["candidates"]]).value_counts()
+    top = cats.index[0]
+    assert cats.iloc[0] >= 5                                      # enough items of one category to fill a list of 5
+    class OneCategory:
+        "The good model's scores, every item of one category first: lists of one category, about as many clicks."
+        def predict_frame(self, df):
+            df = df.assign(**{k: v for k, v in CONTEXT.items() if k not in df})   # the load-time probe carries no context
+            return 0.5 * models["good"].predict_frame(df) + 0.5 * (df["category"] == top).to_numpy()
+    owner = {"ctr": {"min_change": -0.5, "weight": 1.0}, "diversity": {"min_change": -0.1, "weight": 1.0}}
+    outcomes = {}
+    for objectives in (None, owner):
+        source = LocalModels({"1": models["dir"] / "v1", "4": OneCategory()}, {"champion": "1", "challenger": "4"})
+        svc = service(models, source, on_promote=lambda v, why: source.promote(v, why), on_rollback=lambda v, why: source.retire(v, why),
+                      rollout=Rollout("ramp", steps=(0.25, 0.5, 1.0), window=600,
+                                      checks=RolloutChecks(min_impressions=150, max_latency_p99_ms=1e6, max_ctr_drop=0.9, objectives=objectives)))
+        simulate(svc, models, 1000, T0, seed=1)
+        st = svc.status(); outcomes[objectives is not None] = st["history"][-1]
+        arms = st["arms"]
+    assert outcomes[False]["what"] == "promote"                   # the click-rate checks alone let it through
+    assert outcomes[True]["what"] == "rollback" and outcomes[True]["why"].startswith("online objectives: diversity below the floor"), outcomes[True]
+    assert [e["what"] for e in st["history"]] == ["start", "advance", "advance", "rollback"]   # judged when the last step ended
+    assert arms["challenger"]["diversity"] == 0 and arms["champion"]["diversity"] > 0.5
+
+
 def test_a_model_that_cannot_score_never_goes_live(models):
     source = LocalModels({"1": models["dir"] / "v1", "x": Broken()}, {"champion": "1"})
     svc = service(models, source, rollout=Rollout("canary", share=0.5, checks=RolloutChecks(min_requests=20)))

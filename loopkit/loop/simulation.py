@@ -65,6 +65,7 @@ class LoopConfig:
     ramp_hours:float=4.0 # event time each ramp step is held
     max_ctr_drop:float=0.1 # a challenger click-rate this share below the champion's (beyond noise) rolls it back
     min_impressions:int=500 # impressions per arm before click-rates are judged (fewer: repeated looks roll back good challengers)
+    objectives:dict|None=None # the product owner's objectives judged when the ramp's last step ends (RolloutChecks.objectives), e.g. {"ctr": {"min_change": 0}, "diversity": {"min_change": -0.05}}
     after_hours:float=6.0 # traffic served after the promotion (or rollback) before the run ends
     pipeline:dict=field(default_factory=dict) # stage parameter overrides for every pipeline run, e.g. {"train": {"max_epochs": 1}}
     gate_checks:list|None=field(default_factory=lambda: list(LOOP_GATE_CHECKS)) # the gate of every run; None: the pipeline file's
@@ -325,7 +326,7 @@ def run_loop(config:LoopConfig|None=None, # sizes and knobs; LoopConfig() when N
     key = hmac_key(project_dir)
     features = warm_features(Path(boot.run_dir) / "validate" / "events.parquet", key=key)
     models = RegistryModels(cfg.model_name, uri, cache_dir=loop_dir / "models")
-    checks = RolloutChecks(max_ctr_drop=cfg.max_ctr_drop, min_impressions=cfg.min_impressions)
+    checks = RolloutChecks(max_ctr_drop=cfg.max_ctr_drop, min_impressions=cfg.min_impressions, objectives=cfg.objectives)
     exploration = Exploration(epsilon=cfg.explore, max_age=0, min_impressions=cfg.explore_below, seed=cfg.seed) if cfg.explore else None
     svc = Service(models, features, key=key, log_dir=loop_dir / "log", k=cfg.k, exploration=exploration,
                   rollout=Rollout(steps=tuple(cfg.ramp), window=cfg.ramp_hours * 3600, checks=checks), feedback_window=600).start()

@@ -210,7 +210,9 @@ def tick(self:RolloutControl,
                 if self.step_ + 1 < len(r.steps):
                     self.step_, self.step_started_ = self.shared_.advance(ch.version, self.step_, now); r.share = r.steps[self.step_]
                     self._record("advance", now, f"checks held for {r.window:g} s at {r.steps[self.step_ - 1]:.0%}")
-                else: action = ("promote", f"ramp {'/'.join(f'{s:.0%}' for s in r.steps)} completed with every check holding")
+                else:   # the last step held: the product owner's objectives decide between promotion and rollback
+                    missed = c.promotion_failure(self.stats_["challenger"], self.stats_["champion"])
+                    action = ("rollback", missed) if missed else ("promote", f"ramp {'/'.join(f'{s:.0%}' for s in r.steps)} completed with every check holding")
     if action is not None: (self.retire_challenger if action[0] == "rollback" else self.promote)(action[1], now)
     return self.status()
 

@@ -21,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 from typing import Annotated, Literal
-from .rollout import Exploration, Rollout, ROLLOUT_MODES
+from .rollout import Exploration, Rollout, RolloutChecks, ROLLOUT_MODES
 from .scoring import warm_features
 from ..features.online import OnlineFeatures
 from ..features.stores import redis_store, state_store
@@ -194,6 +194,16 @@ def _skew(text:str) -> float|None:
     if not (v >= 0 and math.isfinite(v)): raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0 or 'none'")
     return v
 
+def _objectives(text:str) -> dict:
+    "An --objectives value: a JSON object of {metric: {min_change, weight}} over ctr, dwell_per_click and diversity."
+    import json
+    try: v = json.loads(text)
+    except ValueError as e: raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({e})") from None
+    known = {"ctr", "dwell_per_click", "diversity"}
+    if not isinstance(v, dict) or not v or any(k not in known or not isinstance(r, dict) for k, r in v.items()):
+        raise argparse.ArgumentTypeError(f"{text!r} must map some of {sorted(known)} to {{\"min_change\": ..., \"weight\": ...}}")
+    return v
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="loopkit serve", description="Serve the champion (and the challenger's rollout) over HTTP.")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind")
@@ -218,6 +228,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--share", type=float, default=0.05, help="canary share")
     p.add_argument("--steps", default="0.05,0.25,0.5,1.0", help="ramp shares, comma separated")
     p.add_argument("--window", type=float, default=3600.0, help="seconds each ramp step is held")
+    p.add_argument("--objectives", type=_objectives, default=None, help="the product owner's objectives, judged when a ramp's last step ends "
+                   "(JSON, e.g. '{\"ctr\": {\"min_change\": 0}, \"diversity\": {\"min_change\": -0.05, \"weight\": 0.5}}'): a miss rolls back")
     p.add_argument("--poll-interval", type=float, default=10.0, help="seconds between alias polls")
     p.add_argument("--shared-rollout", default=None, help="redis://host:port/db where replicas keep the ramp's step (with --poll-interval "
                    "of a second or two, every replica serves the same versions at the same step); none: this process's own")
@@ -257,7 +269,7 @@ def service_from_args(argv:list[str]|None=None, # command-line words after `loop
     features = warm_features(a.events, online) if a.events else online
     svc = Service(models, features, log_dir=a.log_dir or None, k=a.k,
                   exploration=Exploration(epsilon=a.explore) if a.explore > 0 else None,
-                  rollout=Rollout(a.rollout, a.share if a.rollout == "canary" else 0.0, steps, a.window),
+                  rollout=Rollout(a.rollout, a.share if a.rollout == "canary" else 0.0, steps, a.window, RolloutChecks(objectives=a.objectives)),
                   hybrid=HybridRouting(budget_ms=a.hybrid_budget_ms) if a.hybrid or a.teacher_dir else None, max_skew=a.max_skew,
                   shared=RedisRollout(redis_store(a.shared_rollout).client, f"loopkit:rollout:{a.model_name}:") if a.shared_rollout else None,
                   content=content_filter(a.lexicon, a.risk_model, a.items, a.reviews, a.holds, block_at=a.block_at, demote_at=a.demote_at,

@@ -7,7 +7,7 @@ Docs: https://loopkit.github.io/loopkit/08_serving/rollout.html.md"""
 # %% ../../nbs/08_serving/03_rollout.ipynb #7fadb885
 from __future__ import annotations
 import hashlib, math
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 import numpy as np
 from fastcore.basics import patch
@@ -45,6 +45,8 @@ class RolloutChecks:
     z:float=2.0 # ... and only a gap larger than z standard errors counts
     min_requests:int=50 # challenger requests before error rate and latency are judged
     min_impressions:int=200 # impressions of each arm before click-rates are judged (and before a ramp step advances)
+    objectives:dict|None=None # the product owner's objectives, judged before a ramp promotes: {ctr|dwell_per_click|diversity: {min_change, weight}} (loopkit.evaluation.impact.objective_gate); None: none
+    diversity_of:str="category" # the candidate attribute whose variety in each shown list is its diversity
 
 # %% ../../nbs/08_serving/03_rollout.ipynb #464d64e1
 ROLLOUT_MODES = ("off", "shadow", "canary", "ramp")
@@ -72,13 +74,24 @@ class Rollout:
 # %% ../../nbs/08_serving/03_rollout.ipynb #49e5f838
 class ArmStats:
     "What one arm did since the rollout started: requests, errors, impressions, clicks, CPU seconds and recent latencies."
-    def __init__(self): self.requests, self.errors, self.impressions, self.clicks, self.cpu_s, self.latency_ms = 0, 0, 0, 0, 0.0, deque(maxlen=20000)
+    def __init__(self):
+        self.requests, self.errors, self.impressions, self.clicks, self.cpu_s, self.latency_ms = 0, 0, 0, 0, 0.0, deque(maxlen=20000)
+        self.dwell_s, self.lists, self.diverse = 0.0, 0, 0.0   # dwell of the clicks; shown lists of two or more and their summed diversity
+
+    def note_list(self, values:list):
+        "Count one shown list by the attribute of its items (its diversity: the share of pairs that differ)."
+        n = len(values)
+        if n < 2: return
+        same = sum(c * (c - 1) for c in Counter(map(str, values)).values())
+        self.lists += 1; self.diverse += 1 - same / (n * (n - 1))
 
     def as_dict(self) -> dict:
-        "The counts, the click-rate, the latency p99, CPU per request and clicks per CPU-second as plain values."
+        "The counts, the click-rate, dwell per click, list diversity, the latency p99, CPU per request and clicks per CPU-second as plain values."
         lat = float(np.percentile(self.latency_ms, 99)) if self.latency_ms else None
         return dict(requests=self.requests, errors=self.errors, impressions=self.impressions, clicks=self.clicks,
-                    click_rate=self.clicks / self.impressions if self.impressions else None, latency_p99_ms=lat,
+                    click_rate=self.clicks / self.impressions if self.impressions else None,
+                    dwell_per_click=self.dwell_s / self.clicks if self.clicks else None,
+                    diversity=self.diverse / self.lists if self.lists else None, latency_p99_ms=lat,
                     cpu_s=self.cpu_s, cpu_ms_per_request=1e3 * self.cpu_s / self.requests if self.requests else None,
                     clicks_per_cpu_s=self.clicks / self.cpu_s if self.cpu_s > 0 else None)
 
@@ -102,6 +115,26 @@ def failure(self:RolloutChecks,
             return (f"challenger click-rate {p1:.4f} ({ch.impressions} impressions) is more than {c.max_ctr_drop:.0%} below the "
                     f"champion's {p0:.4f} ({cp.impressions} impressions)")
     return None
+
+# %% ../../nbs/08_serving/03_rollout.ipynb #6856f0e5
+@patch
+def promotion_failure(self:RolloutChecks,
+                      challenger:ArmStats, # the challenger's counts since the rollout started
+                      champion:ArmStats, # the champion's, over the same time
+                     ) -> str|None:
+    "Why the challenger fails the product owner's objectives at the end of a ramp, or None (always None without objectives)."
+    if not self.objectives: return None
+    import pandas as pd
+    from loopkit.evaluation.impact import objective_gate
+    figures = {who: a.as_dict() for who, a in (("champion", champion), ("challenger", challenger))}
+    arms = pd.DataFrame({who: dict(ctr=f["click_rate"], dwell_per_click=f["dwell_per_click"], diversity=f["diversity"]) for who, f in figures.items()}).T.astype(float)
+    unknown = sorted(set(self.objectives) - set(arms.columns))
+    if unknown: raise RequestError(f"rollout objectives {unknown} are not figures a ramp measures; use {', '.join(arms.columns)}")
+    try: result = objective_gate(arms, self.objectives)
+    except ValueError as e: return f"online objectives could not be judged: {e}"
+    if result["passed"]: return None
+    t = result["table"]
+    return f"online objectives: {result['reason']} (" + ", ".join(f"{r.metric} {r.change:+.1%} (floor {r.min_change:+.1%})" for r in t.itertuples()) + ")"
 
 # %% ../../nbs/08_serving/03_rollout.ipynb #f6195a8a
 @patch

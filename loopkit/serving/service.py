@@ -299,6 +299,8 @@ def _remember(self:Service, rid:str, now, token:str, context:dict, arm:str, vers
     for item, (pos, a, c, s) in shown.items():
         self.stats_[a].impressions += 1
         post = self.posteriors_.setdefault(item, [0, 0]); post[0] += 1
+    values = [candidates[i].get(self.rollout_.checks.diversity_of) for i in order]
+    if None not in values: self.stats_[arm].note_list(values)   # the list's variety, for the ramp's objectives
     return shown
 
 @patch
@@ -429,7 +431,7 @@ def _resolve(self:Service, p:_Pending, item:int, click:int, dwell, now):
     row.update(user_id=p.user, ts=now, click=int(click), dwell=float(dwell or 0.0))
     self.features_.ingest(row)
     if click:
-        if p.ts >= self.rollout_started_: self.stats_[arm].clicks += 1
+        if p.ts >= self.rollout_started_: self.stats_[arm].clicks += 1; self.stats_[arm].dwell_s += float(dwell or 0.0)
         self.metrics_.inc("loopkit_clicks_total", {"arm": arm})
         self.posteriors_.setdefault(item, [0, 0])[1] += 1
 
