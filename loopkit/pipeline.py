@@ -599,7 +599,7 @@ def _run_locked(pipe, run_dir, overrides, force, from_stage, tracking_uri, progr
         t0 = time.perf_counter()
         if progress: _progress(i, n, s.name, 'running')
         result = _execute(s, params, key, run_dir, project_dir, tracker, progress, {**declared, **cost_env}, ledger,
-                          {f"loopkit.lake.{t}": str(snap) for t, snap in lake_read.items()})
+                          {**{f"loopkit.lake.{t}": str(snap) for t, snap in lake_read.items()}, 'loopkit.code': code, 'loopkit.template_hash': tpl_hash})
         if result.status != 'failed' and 'schema' in result.outputs: declared = {SCHEMA_ENV: result.outputs['schema']}
         result.seconds = round(time.perf_counter() - t0, 3)
         if result.status == 'failed':

@@ -154,7 +154,7 @@ def project_changes(project_dir:str|Path=".", # the project (its MLflow store un
                     name:str="loopkit-ctr", # the registered model whose champion moves are deploys
                     tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI or the project's store when None
                    ) -> list[dict]:
-    "The changes a project records: each champion move (a deploy) and each stage's parameter changes between pipeline runs (configuration)."
+    "The changes a project records: champion moves (deploys), and between consecutive runs of each stage its parameters (configuration), its code (the library or the template) and the validate stage's quarantine and failed checks (upstream data)."
     import os
     from loopkit.registry import _client, _quiet_mlflow, alias_history
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(Path(project_dir) / '.loopkit' / 'mlflow.db').resolve()}"
@@ -170,18 +170,35 @@ def project_changes(project_dir:str|Path=".", # the project (its MLflow store un
         client, _ = _client(uri)
         exps = [e.experiment_id for e in client.search_experiments() if e.name.startswith("loopkit-")]
         runs = client.search_runs(exps, "attributes.status = 'FINISHED'", max_results=50_000, order_by=["attributes.start_time ASC"]) if exps else []
-    last = {}
+    last, code_moves = {}, set()
     for r in runs:
         stage = r.data.tags.get("loopkit.stage")
         if not stage: continue
-        prev, now = last.get(stage), r.data.params
+        prev, data, at = last.get(stage), r.data, int(r.info.start_time // 1000)
         if prev is not None:
-            diff = sorted(k for k in set(prev) | set(now) if prev.get(k) != now.get(k) and k != "lake")
+            p, now = prev.params, data.params
+            diff = sorted(k for k in set(p) | set(now) if p.get(k) != now.get(k) and k != "lake")
             if diff:
-                out.append(dict(kind="config", at=int(r.info.start_time // 1000), what=f"{stage}: " + "; ".join(f"{k} {prev.get(k)} -> {now.get(k)}"[:120] for k in diff),
+                out.append(dict(kind="config", at=at, what=f"{stage}: " + "; ".join(f"{k} {p.get(k)} -> {now.get(k)}"[:120] for k in diff),
                                 columns=sorted({w.strip("'\"[], ") for k in diff for w in f"{k} {now.get(k, '')}".replace(",", " ").split()} - {""}), detail=stage))
-        last[stage] = now
+            for tag, what in (("loopkit.code", "loopkit's code"), ("loopkit.template_hash", f"the {stage} template")):
+                a, b = prev.tags.get(tag), data.tags.get(tag)
+                if a and b and a != b and (tag, a, b, stage if tag != "loopkit.code" else "") not in code_moves:   # one library change, not one per stage
+                    code_moves.add((tag, a, b, stage if tag != "loopkit.code" else ""))
+                    out.append(dict(kind="code", at=at, what=f"{what} changed ({a[:8]} -> {b[:8]})", columns=None, detail=stage))
+            if stage == "validate":
+                (qa, fa), (qb, fb) = _quality_of(prev.metrics), _quality_of(data.metrics)
+                worse = [f"{qb:.1%} of rows quarantined, up from {qa:.1%}"] if qa is not None and qb is not None and qb - qa > 0.01 and qb > 1.5 * qa else []
+                worse += [f"{fb} checks failed, up from {fa}"] if fb > fa else []
+                if worse: out.append(dict(kind="upstream data", at=at, what="validate: " + "; ".join(worse), columns=None, detail=stage))
+        last[stage] = data
     return sorted(out, key=lambda c: c["at"])
+
+def _quality_of(metrics:dict) -> tuple:
+    "The share of rows a validate run quarantined (None without rows) and how many of its checks failed."
+    rows = metrics.get("rows_in")
+    share = sum(v for k, v in metrics.items() if k.startswith("quarantined_")) / rows if rows else None
+    return share, int(metrics.get("checks_failed", 0))
 
 # %% ../../nbs/09_monitoring/04_why.ipynb #850ddd18
 def why(drift:str|Path, # the monitor stage's folder or its drift.json
