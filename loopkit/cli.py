@@ -301,11 +301,18 @@ def cmd_serve(args):
     return serve_main(rest)
 
 # %% ../nbs/12_cli.ipynb #e0e0306c
+def _objectives_arg(text:str) -> dict:
+    "An --objectives value (loopkit.serving.rollout.parse_objectives), as argparse wants its errors."
+    from loopkit.serving.rollout import parse_objectives
+    try: return parse_objectives(text)
+    except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
+
 def cmd_loop(args):
     "`loopkit loop`: the closed loop on the synthetic world, with its timeline (and the run as JSON with --json)."
     from loopkit.loop.simulation import LoopConfig, run_loop
     cfg = LoopConfig(n_events=args.events, days=args.days, seed=args.seed, bad_challenger=args.bad_challenger,
-                     shift_after_days=None if args.no_shift else args.shift_after_days, pipeline=parse_overrides(args.param))
+                     shift_after_days=None if args.no_shift else args.shift_after_days, pipeline=parse_overrides(args.param),
+                     objectives=args.objectives)
     record = run_loop(cfg, loop_dir=args.dir, progress=not args.quiet)
     tl = record.timeline()
     print(f"\nclosed loop in {record.loop_dir}: {record.outcome}; champion v{record.champion_before} -> v{record.champion_after}", file=sys.stderr)
@@ -441,6 +448,8 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument('--no-shift', action='store_true', help="a world without a shift")
     o.add_argument('--bad-challenger', action='store_true', help="plant a broken challenger: the ramp must roll it back")
     o.add_argument('--seed', type=int, default=0)
+    o.add_argument('--objectives', type=_objectives_arg, default=None, metavar='JSON', help="the product owner's objectives judged when the ramp's "
+                   "last step ends, e.g. '{\"ctr\": {\"min_change\": 0}, \"diversity\": {\"min_change\": -0.05}}' (a miss rolls back)")
     o.add_argument('--dir', default='runs/loop', help="the loop's folder (default runs/loop)")
     o.add_argument('-p', '--param', action='append', default=[], metavar='STAGE.NAME=VALUE', help="override a stage parameter of both pipeline runs")
     o.add_argument('--json', action='store_true', help="print the run as one JSON object on the last line")

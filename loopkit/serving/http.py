@@ -21,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 from typing import Annotated, Literal
-from .rollout import Exploration, Rollout, RolloutChecks, ROLLOUT_MODES
+from .rollout import Exploration, Rollout, RolloutChecks, ROLLOUT_MODES, parse_objectives
 from .scoring import warm_features
 from ..features.online import OnlineFeatures
 from ..features.stores import redis_store, state_store
@@ -195,14 +195,9 @@ def _skew(text:str) -> float|None:
     return v
 
 def _objectives(text:str) -> dict:
-    "An --objectives value: a JSON object of {metric: {min_change, weight}} over ctr, dwell_per_click and diversity."
-    import json
-    try: v = json.loads(text)
-    except ValueError as e: raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({e})") from None
-    known = {"ctr", "dwell_per_click", "diversity"}
-    if not isinstance(v, dict) or not v or any(k not in known or not isinstance(r, dict) for k, r in v.items()):
-        raise argparse.ArgumentTypeError(f"{text!r} must map some of {sorted(known)} to {{\"min_change\": ..., \"weight\": ...}}")
-    return v
+    "An --objectives value (parse_objectives), as argparse wants its errors."
+    try: return parse_objectives(text)
+    except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="loopkit serve", description="Serve the champion (and the challenger's rollout) over HTTP.")

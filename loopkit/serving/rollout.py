@@ -14,7 +14,8 @@ from fastcore.basics import patch
 from .sources import RequestError
 
 # %% auto #0
-__all__ = ['ROLLOUT_MODES', 'traffic_bucket', 'Exploration', 'RolloutChecks', 'Rollout', 'ArmStats']
+__all__ = ['ROLLOUT_MODES', 'OBJECTIVES', 'traffic_bucket', 'Exploration', 'RolloutChecks', 'Rollout', 'ArmStats',
+           'parse_objectives']
 
 # %% ../../nbs/08_serving/03_rollout.ipynb #2e277484
 def traffic_bucket(user:str, # the user's token
@@ -124,17 +125,34 @@ def promotion_failure(self:RolloutChecks,
                      ) -> str|None:
     "Why the challenger fails the product owner's objectives at the end of a ramp, or None (always None without objectives)."
     if not self.objectives: return None
+    parse_objectives(self.objectives)
     import pandas as pd
     from loopkit.evaluation.impact import objective_gate
     figures = {who: a.as_dict() for who, a in (("champion", champion), ("challenger", challenger))}
     arms = pd.DataFrame({who: dict(ctr=f["click_rate"], dwell_per_click=f["dwell_per_click"], diversity=f["diversity"]) for who, f in figures.items()}).T.astype(float)
-    unknown = sorted(set(self.objectives) - set(arms.columns))
-    if unknown: raise RequestError(f"rollout objectives {unknown} are not figures a ramp measures; use {', '.join(arms.columns)}")
     try: result = objective_gate(arms, self.objectives)
     except ValueError as e: return f"online objectives could not be judged: {e}"
     if result["passed"]: return None
     t = result["table"]
     return f"online objectives: {result['reason']} (" + ", ".join(f"{r.metric} {r.change:+.1%} (floor {r.min_change:+.1%})" for r in t.itertuples()) + ")"
+
+# %% ../../nbs/08_serving/03_rollout.ipynb #0458980a
+OBJECTIVES = ("ctr", "dwell_per_click", "diversity")  # the figures a ramp measures per arm
+
+def parse_objectives(value, # JSON text or a dict: {metric: {"min_change": ..., "weight": ...}}
+                    ) -> dict:
+    "A product owner's objectives for a ramp, checked: each of ctr, dwell_per_click, diversity with a numeric min_change and weight."
+    import json
+    if isinstance(value, str):
+        try: value = json.loads(value)
+        except ValueError as e: raise ValueError(f"objectives {value!r} are not JSON ({e}); e.g. '{{\"ctr\": {{\"min_change\": 0}}}}'") from None
+    if not isinstance(value, dict) or not value: raise ValueError(f"objectives must map some of {list(OBJECTIVES)} to {{min_change, weight}}; got {value!r}")
+    for k, rule in value.items():
+        if k not in OBJECTIVES: raise ValueError(f"objective {k!r} is not a figure a ramp measures; use {', '.join(OBJECTIVES)}")
+        if not isinstance(rule, dict) or set(rule) - {"min_change", "weight"}: raise ValueError(f"objective {k}: give {{min_change, weight}}, got {rule!r}")
+        bad = {n: v for n, v in rule.items() if not isinstance(v, (int, float)) or isinstance(v, bool)}
+        if bad: raise ValueError(f"objective {k}: {bad} must be numbers")
+    return value
 
 # %% ../../nbs/08_serving/03_rollout.ipynb #f6195a8a
 @patch
