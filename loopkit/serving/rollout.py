@@ -77,14 +77,27 @@ class ArmStats:
     "What one arm did since the rollout started: requests, errors, impressions, clicks, CPU seconds and recent latencies."
     def __init__(self):
         self.requests, self.errors, self.impressions, self.clicks, self.cpu_s, self.latency_ms = 0, 0, 0, 0, 0.0, deque(maxlen=20000)
-        self.dwell_s, self.lists, self.diverse = 0.0, 0, 0.0   # dwell of the clicks; shown lists of two or more and their summed diversity
+        self.dwell_s, self.dwell_sq, self.lists, self.diverse, self.diverse_sq = 0.0, 0.0, 0, 0.0, 0.0   # dwell of the clicks; lists of two or more, their diversity
 
     def note_list(self, values:list):
         "Count one shown list by the attribute of its items (its diversity: the share of pairs that differ)."
         n = len(values)
         if n < 2: return
         same = sum(c * (c - 1) for c in Counter(map(str, values)).values())
-        self.lists += 1; self.diverse += 1 - same / (n * (n - 1))
+        d = 1 - same / (n * (n - 1))
+        self.lists += 1; self.diverse += d; self.diverse_sq += d * d
+
+    def note_click(self, dwell:float):
+        "Count one click's dwell (seconds)."
+        self.clicks += 1; self.dwell_s += dwell; self.dwell_sq += dwell * dwell
+
+    def estimates(self) -> dict:
+        "Each objective the arm measured: its mean and the variance of that mean (ctr per impression, dwell_per_click, diversity per list)."
+        out, var = {}, lambda sq, s, n: max(sq / n - (s / n) ** 2, 0.0) / n
+        if self.impressions: p = self.clicks / self.impressions; out["ctr"] = (p, p * (1 - p) / self.impressions)
+        if self.clicks: out["dwell_per_click"] = (self.dwell_s / self.clicks, var(self.dwell_sq, self.dwell_s, self.clicks))
+        if self.lists: out["diversity"] = (self.diverse / self.lists, var(self.diverse_sq, self.diverse, self.lists))
+        return out
 
     def as_dict(self) -> dict:
         "The counts, the click-rate, dwell per click, list diversity, the latency p99, CPU per request and clicks per CPU-second as plain values."
@@ -123,18 +136,20 @@ def promotion_failure(self:RolloutChecks,
                       challenger:ArmStats, # the challenger's counts since the rollout started
                       champion:ArmStats, # the champion's, over the same time
                      ) -> str|None:
-    "Why the challenger fails the product owner's objectives at the end of a ramp, or None (always None without objectives)."
+    "Why the challenger misses the product owner's objectives beyond noise at the end of a ramp, or None (always None without objectives)."
     if not self.objectives: return None
-    parse_objectives(self.objectives)
-    import pandas as pd
-    from loopkit.evaluation.impact import objective_gate
-    figures = {who: a.as_dict() for who, a in (("champion", champion), ("challenger", challenger))}
-    arms = pd.DataFrame({who: dict(ctr=f["click_rate"], dwell_per_click=f["dwell_per_click"], diversity=f["diversity"]) for who, f in figures.items()}).T.astype(float)
-    try: result = objective_gate(arms, self.objectives)
-    except ValueError as e: return f"online objectives could not be judged: {e}"
-    if result["passed"]: return None
-    t = result["table"]
-    return f"online objectives: {result['reason']} (" + ", ".join(f"{r.metric} {r.change:+.1%} (floor {r.min_change:+.1%})" for r in t.itertuples()) + ")"
+    a, b, rows = champion.estimates(), challenger.estimates(), []
+    for m, rule in parse_objectives(self.objectives).items():
+        if m not in a or m not in b or a[m][0] == 0: continue
+        (ma, va), (mb, vb) = a[m], b[m]
+        se = math.sqrt(vb / ma ** 2 + mb ** 2 * va / ma ** 4)             # of the relative change mb / ma - 1 (delta method)
+        rows.append((m, mb / ma - 1, se, float(rule.get("min_change", 0.0)), float(rule.get("weight", 1.0))))
+    if not rows: return f"online objectives could not be judged: the arms measured none of {list(self.objectives)}"
+    below = [m for m, ch, se, floor, _ in rows if ch < floor and floor - ch > self.z * se]
+    u, se_u = sum(w * ch for _, ch, _, _, w in rows), math.sqrt(sum((w * se) ** 2 for _, _, se, _, w in rows))
+    if not below and not (u < 0 and -u > self.z * se_u): return None
+    why = f"{', '.join(below)} below the floor" if below else f"weighted change {u:+.4f} is below 0 by more than {self.z:g} standard errors ({se_u:.4f})"
+    return f"online objectives: {why} (" + ", ".join(f"{m} {ch:+.1%} +/- {se:.1%}, floor {floor:+.1%}" for m, ch, se, floor, _ in rows) + ")"
 
 # %% ../../nbs/08_serving/03_rollout.ipynb #0458980a
 OBJECTIVES = ("ctr", "dwell_per_click", "diversity")  # the figures a ramp measures per arm

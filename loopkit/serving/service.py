@@ -431,7 +431,7 @@ def _resolve(self:Service, p:_Pending, item:int, click:int, dwell, now):
     row.update(user_id=p.user, ts=now, click=int(click), dwell=float(dwell or 0.0))
     self.features_.ingest(row)
     if click:
-        if p.ts >= self.rollout_started_: self.stats_[arm].clicks += 1; self.stats_[arm].dwell_s += float(dwell or 0.0)
+        if p.ts >= self.rollout_started_: self.stats_[arm].note_click(float(dwell or 0.0))
         self.metrics_.inc("loopkit_clicks_total", {"arm": arm})
         self.posteriors_.setdefault(item, [0, 0])[1] += 1
 
