@@ -23,7 +23,7 @@ from ..pipeline import run_pipeline
 from ..ingest.privacy import hmac_key
 from ..quality.screen import screen
 from ..registry import alias_version, register
-from ..serving.rollout import Exploration, Rollout, RolloutChecks
+from ..serving.rollout import Exploration, Rollout, RolloutChecks, parse_objectives
 from ..serving.sources import RegistryModels
 from ..serving.service import Service
 from ..serving.log import log_events, log_to_events
@@ -83,6 +83,7 @@ class LoopConfig:
                              f"(live_after_days={self.live_after_days}) and before the period ends (days={self.days})")
         if self.k < 1: raise ValueError(f"LoopConfig.k={self.k} must be at least 1")
         if self.batch_hours <= 0: raise ValueError(f"LoopConfig.batch_hours={self.batch_hours} must be positive")
+        if self.objectives is not None: parse_objectives(self.objectives)
         if list(self.ramp) != sorted(self.ramp) or self.ramp[-1] != 1.0:
             raise ValueError(f"LoopConfig.ramp={self.ramp} must increase and end at 1.0")
         return self

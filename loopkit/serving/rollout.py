@@ -69,6 +69,9 @@ class Rollout:
         if not steps or any(b <= a for a, b in zip(steps, steps[1:])) or steps[0] <= 0 or steps[-1] != 1.0:
             raise RequestError(f"rollout steps {list(self.steps)} must increase, start above 0 and end at 1.0")
         if not self.window > 0: raise RequestError(f"rollout window {self.window} must be a positive number of seconds")
+        if self.checks.objectives:   # refused now, not when the ramp ends
+            try: parse_objectives(self.checks.objectives)
+            except ValueError as e: raise RequestError(f"rollout {e}") from None
         self.steps = steps
         return self
 
