@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from fastcore.basics import patch
-from loopkit.monitoring.psi import (DriftReference, freeze_reference, hour_shares, psi, psi_from_counts, _frame_columns, _numbers, _parse_spec,
+from loopkit.monitoring.psi import (DriftReference, freeze_reference, hour_shares, psi, psi_from_counts, _column_shares, _frame_columns, _numbers, _parse_spec,
     _raw, _seconds)
 
 # %% auto #0
@@ -161,7 +161,9 @@ def _setup(self:DriftMonitor):
     self.thr_ = self.thr_table_[:, 0].copy()
     by_hour, names = getattr(self.reference, "by_hour", None), self.reference.names
     s = self.seasonal
-    self.seasonal_ = names if s is True else [] if s is False or (s is None and by_hour is None) else (self.reference.seasonal or []) if s is None else list(s)
+    if s is None: self.seasonal_ = (self.reference.seasonal or []) if by_hour is not None else []   # the columns whose rhythm held
+    elif isinstance(s, bool): self.seasonal_ = names if s else []
+    else: self.seasonal_ = list(s)
     unknown = sorted(set(self.seasonal_) - set(names))
     if unknown: raise ValueError(f"seasonal names columns the reference does not monitor: {unknown}; it monitors {names}")
     if self.seasonal_ and by_hour is None:
@@ -171,8 +173,7 @@ def _setup(self:DriftMonitor):
         off = self.reference.offsets
         self.hour_shares_ = hour_shares(by_hour, off, self.prior_rows)
         flat = np.repeat([n not in self.seasonal_ for n in names], np.diff(off))
-        whole = by_hour.sum(axis=0).astype(np.float64)
-        self.hour_shares_[:, flat] = (whole / np.maximum(np.repeat(np.add.reduceat(whole, off[:-1]), np.diff(off)), 1))[flat]
+        self.hour_shares_[:, flat] = _column_shares(self.reference.reference_counts.astype(np.float64), off)[flat]
     n = len(self.reference.columns)
     self.buckets_, self.changes_, self.alerts_, self.history_ = {}, [], [], []
     self.psi_, self.above_since_ = np.full(n, np.nan), np.full(n, np.nan)

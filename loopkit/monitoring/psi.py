@@ -337,8 +337,10 @@ def freeze_reference(data, # reference rows (pandas DataFrame or pyarrow Table):
         if ts not in names: raise ValueError(f"freeze_reference(by_hour=True) needs the event-time column '{ts}' (unix seconds); the data has {names}")
         t = _numbers(_raw(data, ts, "freeze_reference"))
         if np.isnan(t).any(): raise ValueError(f"freeze_reference(by_hour=True): {int(np.isnan(t).sum())} rows have no '{ts}'; every row needs its event time")
-        ref.by_hour = ref.counts(data, (t % 86400 // 3600).astype(np.int64), 24)
-        ref.seasonal = _rhythm_holds(ref, data, t)
+        hour = (t % 86400 // 3600).astype(np.int64)
+        halves = ref.counts(data, (t // 86400 % 2).astype(np.int64) * 24 + hour, 48)   # even days' hours, then odd days': one pass
+        ref.by_hour = halves[:24] + halves[24:]
+        ref.seasonal = _rhythm_holds(ref, halves[:24], halves[24:])
     return ref
 
 # %% ../../nbs/09_monitoring/01_psi.ipynb #6d95cbf7
@@ -415,24 +417,22 @@ def hour_shares(by_hour:np.ndarray, # counts per hour of the day, 24 rows in the
                ) -> np.ndarray:
     "Each hour's bucket shares per column, blended with the hour before and after where the hour is thin (24 rows)."
     per_col = lambda c: np.repeat(np.add.reduceat(c, offsets[:-1], axis=-1), np.diff(offsets), axis=-1)
-    h = np.asarray(by_hour, np.float64); whole = h.sum(axis=0)
-    day = whole / np.maximum(per_col(whole), 1)
+    h = np.asarray(by_hour, np.float64)
+    day = _column_shares(h.sum(axis=0), offsets)
     near = np.roll(h, 1, axis=0) + h + np.roll(h, -1, axis=0)             # a rhythm moves smoothly: the hours around are its best guess
     near = (near + day) / np.maximum(per_col(near) + 1, 1e-12)             # (a row's worth of the whole day where they are empty too)
     return (h + prior_rows * near) / np.maximum(per_col(h) + prior_rows, 1e-12)
 
-def _take(data, mask:np.ndarray):
-    "The rows of a DataFrame or Table where `mask` holds."
-    return data[mask] if isinstance(data, pd.DataFrame) else data.filter(pa.array(mask))
+def _column_shares(counts:np.ndarray, offsets:np.ndarray) -> np.ndarray:
+    "Bucket counts as shares of their column's rows (flat over the columns, or one such row per group)."
+    return counts / np.maximum(np.repeat(np.add.reduceat(counts, offsets[:-1], axis=-1), np.diff(offsets), axis=-1), 1)
 
-def _rhythm_holds(ref:DriftReference, data, t:np.ndarray, prior_rows:float=100, gain:float=0.8) -> list[str]:
-    "Columns whose hours, learned from the even days, predict the odd days' (and back) with `gain` times the whole day's PSI or less."
-    day = (t // 86400).astype(np.int64)
-    if len(np.unique(day)) < 2: return []
-    off, halves = ref.offsets, [day % 2 == 0, day % 2 == 1]
-    hours = [ref.counts(_take(data, m), (t[m] % 86400 // 3600).astype(np.int64), 24) for m in halves]
+def _rhythm_holds(ref:DriftReference, even:np.ndarray, odd:np.ndarray, prior_rows:float=100, gain:float=0.8) -> list[str]:
+    "Columns whose hours, learned from the even days (24 rows of counts), predict the odd days' (and back) with `gain` times the whole day's PSI or less."
+    if not even.any() or not odd.any(): return []                     # days of one parity only (one day): nothing to predict
+    off = ref.offsets
     loss = np.zeros((2, 2, len(ref.columns)))                         # (direction, hourly/flat, column)
-    for d, (learn, test) in enumerate([(hours[0], hours[1]), (hours[1], hours[0])]):
+    for d, (learn, test) in enumerate([(even, odd), (odd, even)]):
         shares, whole = hour_shares(learn, off, prior_rows), learn.sum(axis=0)
         rows = np.add.reduceat(test, off[:-1], axis=1)
         for h in range(24):

@@ -183,8 +183,9 @@ def project_changes(project_dir:str|Path=".", # the project (its MLflow store un
                                 columns=sorted({w.strip("'\"[], ") for k in diff for w in f"{k} {now.get(k, '')}".replace(",", " ").split()} - {""}), detail=stage))
             for tag, what in (("loopkit.code", "loopkit's code"), ("loopkit.template_hash", f"the {stage} template")):
                 a, b = prev.tags.get(tag), data.tags.get(tag)
-                if a and b and a != b and (tag, a, b, stage if tag != "loopkit.code" else "") not in code_moves:   # one library change, not one per stage
-                    code_moves.add((tag, a, b, stage if tag != "loopkit.code" else ""))
+                move = (tag, a, b, "" if tag == "loopkit.code" else stage)   # one library change, not one per stage
+                if a and b and a != b and move not in code_moves:
+                    code_moves.add(move)
                     out.append(dict(kind="code", at=at, what=f"{what} changed ({a[:8]} -> {b[:8]})", columns=None, detail=stage))
             if stage == "validate":
                 (qa, fa), (qb, fb) = _quality_of(prev.metrics), _quality_of(data.metrics)
