@@ -47,7 +47,7 @@ nbtest: setup
 	$(BIN)/nbdev-test --n-workers 2 --timing
 
 pytest: setup system
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 docs: setup
 	$(BIN)/loopkit docs
