@@ -16,7 +16,6 @@ import mlflow, mlflow.pyfunc
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
-from .models.ctr import load_model
 
 # %% auto #0
 __all__ = ['LoopkitPyfunc', 'input_example', 'alias_version', 'champion', 'champion_history', 'register', 'download_version',
@@ -24,10 +23,15 @@ __all__ = ['LoopkitPyfunc', 'input_example', 'alias_version', 'champion', 'champ
            'versions']
 
 # %% ../nbs/07_registry.ipynb #53a363c0
+def _load_model(path):
+    "`load_model`, imported when a model is loaded: the models import Lightning (seconds), which reading the registry never needs."
+    from loopkit.models.ctr import load_model
+    return load_model(path)
+
 class LoopkitPyfunc(mlflow.pyfunc.PythonModel):
     "MLflow pyfunc wrapper: loads a saved loopkit model and scores DataFrames of raw feature rows."
     def load_context(self, context):
-        self.model_ = load_model(context.artifacts["model_dir"])
+        self.model_ = _load_model(context.artifacts["model_dir"])
 
     def predict(self, context, model_input:pd.DataFrame, params:dict|None=None) -> np.ndarray:
         return self.model_.predict_frame(pd.DataFrame(model_input))
@@ -211,7 +215,7 @@ def register(model_dir:str|Path, # a saved loopkit model directory (FitResult.sa
     "Log and register a model version; set `champion` (first or better version) or `challenger` (blessed by the gate and not failed under pressure)."
     from loopkit.pipeline import fingerprint
     model_dir = Path(model_dir)
-    model = load_model(model_dir)  # refuses a folder that is not a loopkit model, before touching MLflow
+    model = _load_model(model_dir)  # refuses a folder that is not a loopkit model, before touching MLflow
     metrics = _read_json(metrics, "metrics", "the evaluate stage writes metrics.json")
     if metric not in metrics:
         raise ValueError(f"metrics have no {metric!r} to compare champions on; they have: {', '.join(sorted(metrics)) or 'nothing'}")
@@ -318,7 +322,7 @@ def load_version(name:str, # registered model name
                  tracking_uri:str|None=None, # MLflow tracking/registry URI; MLFLOW_TRACKING_URI when None
                 ):
     "The loopkit model of a registered version (downloaded to a temporary folder, loaded in eval mode)."
-    return load_model(download_version(name, version, Path(tempfile.mkdtemp(prefix="loopkit-version-")) / str(version), tracking_uri))
+    return _load_model(download_version(name, version, Path(tempfile.mkdtemp(prefix="loopkit-version-")) / str(version), tracking_uri))
 
 # %% ../nbs/07_registry.ipynb #2ccc1509
 def collect_lineage(model_dir:str|Path, # the model directory being registered

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
-from ..models.ctr import CTRModel, load_model
 from ..models.encoder import read_features, rows_of_split
 
 # %% auto #0
@@ -114,13 +113,18 @@ def plot_evaluation(y, # 0/1 labels
     return fig
 
 # %% ../../nbs/06_evaluation/01_metrics.ipynb #249c0781
+def _model_of(model):
+    "A loaded model as it is, a saved model directory loaded: the models import Lightning (seconds), which metrics of scores never need."
+    from loopkit.models.ctr import CTRModel, load_model
+    return model if isinstance(model, CTRModel) else load_model(model)
+
 def predict_split(model:str|Path|CTRModel, # a saved model directory, or a loaded model
                   table:str|Path|pd.DataFrame, # the features table (table.parquet) or its path
                   spec:str|Path|dict, # the features spec (spec.json) or its path
                   split:str="test", # which split to score
                  ) -> pd.DataFrame:
     "Event ids, labels and model scores for one split of a features table."
-    model = model if isinstance(model, CTRModel) else load_model(model)
+    model = _model_of(model)
     table, spec = read_features(table, spec)
     rows = rows_of_split(table, split)
     out = pd.DataFrame({"label": rows[spec["label"]].to_numpy(dtype=np.float64), "score": model.predict_frame(rows).astype(np.float64)})
@@ -495,7 +499,7 @@ def evaluate_offline(model:str|Path|CTRModel, # a saved model directory, or a lo
                      attribute:str|None="category", # item column for diversity (skipped when absent)
                     ) -> OfflineEvaluation:
     "Every offline metric of a saved model on one split, overall and per slice."
-    model = model if isinstance(model, CTRModel) else load_model(model)
+    model = _model_of(model)
     table, spec = read_features(table, spec)
     user, item = spec.get("user", "user_id"), spec.get("item", "item_id")
     user = user if user in table.columns else None; item = item if item in table.columns else None
