@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from fastcore.basics import patch
-from loopkit.monitoring.psi import (DriftReference, freeze_reference, hour_shares, psi, psi_from_counts, _column_shares, _frame_columns, _numbers, _parse_spec,
+from loopkit.monitoring.psi import (DriftReference, freeze_reference, hour_shares, psi, psi_from_counts, _column_shares, _column_totals, _frame_columns, _numbers, _parse_spec,
     _raw, _seconds)
 
 # %% auto #0
@@ -233,7 +233,7 @@ def _window_psi(self:DriftMonitor, now:float):
     expected = ref.reference_counts
     if self.hour_shares_ is not None:   # seasonal: the window's rows of each hour, spread as the reference spread that hour
         hours = (np.array(keys, np.float64) * self.resolution_s_ % 86400 // 3600).astype(np.int64)
-        expected = np.cumsum(np.repeat(np.add.reduceat(per, off[:-1], axis=1), np.diff(off), axis=1) * self.hour_shares_[hours], axis=0)[pick]
+        expected = np.cumsum(_column_totals(per, off) * self.hour_shares_[hours], axis=0)[pick]
     out = psi_from_counts(expected, cum[pick], off, ref.floor)
     start = np.array(keys, np.float64)[k] * self.resolution_s_
     return np.where(known, out, np.nan), np.where(known, start, np.nan)

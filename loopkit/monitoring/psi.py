@@ -416,16 +416,19 @@ def hour_shares(by_hour:np.ndarray, # counts per hour of the day, 24 rows in the
                 prior_rows:float=100, # an hour is blended with its neighbours' shares as if it held this many more rows
                ) -> np.ndarray:
     "Each hour's bucket shares per column, blended with the hour before and after where the hour is thin (24 rows)."
-    per_col = lambda c: np.repeat(np.add.reduceat(c, offsets[:-1], axis=-1), np.diff(offsets), axis=-1)
     h = np.asarray(by_hour, np.float64)
     day = _column_shares(h.sum(axis=0), offsets)
     near = np.roll(h, 1, axis=0) + h + np.roll(h, -1, axis=0)             # a rhythm moves smoothly: the hours around are its best guess
-    near = (near + day) / np.maximum(per_col(near) + 1, 1e-12)             # (a row's worth of the whole day where they are empty too)
-    return (h + prior_rows * near) / np.maximum(per_col(h) + prior_rows, 1e-12)
+    near = (near + day) / np.maximum(_column_totals(near, offsets) + 1, 1e-12)             # (a row's worth of the whole day where they are empty too)
+    return (h + prior_rows * near) / np.maximum(_column_totals(h, offsets) + prior_rows, 1e-12)
 
 def _column_shares(counts:np.ndarray, offsets:np.ndarray) -> np.ndarray:
     "Bucket counts as shares of their column's rows (flat over the columns, or one such row per group)."
-    return counts / np.maximum(np.repeat(np.add.reduceat(counts, offsets[:-1], axis=-1), np.diff(offsets), axis=-1), 1)
+    return counts / np.maximum(_column_totals(counts, offsets), 1)
+
+def _column_totals(counts:np.ndarray, offsets:np.ndarray) -> np.ndarray:
+    "Each bucket's column total, in the shape of `counts` (flat over the columns, or one such row per group)."
+    return np.repeat(np.add.reduceat(counts, offsets[:-1], axis=-1), np.diff(offsets), axis=-1)
 
 def _rhythm_holds(ref:DriftReference, even:np.ndarray, odd:np.ndarray, prior_rows:float=100, gain:float=0.8) -> list[str]:
     "Columns whose hours, learned from the even days (24 rows of counts), predict the odd days' (and back) with `gain` times the whole day's PSI or less."
